@@ -166,7 +166,7 @@ class _Validator:
         if isinstance(s, dict):
             t = s["type"]
             if t == "record":
-                self.record(s, v, path)
+                self.record(s, v, path, ns)
             elif t == "enum":
                 if v not in s["symbols"]:
                     raise Invalid(path, f"{v!r} is not one of {', '.join(s['symbols'])}")
@@ -214,10 +214,10 @@ class _Validator:
                 errors.append(e)
         raise errors[0]
 
-    def record(self, s: dict, v: Any, path: str) -> None:
+    def record(self, s: dict, v: Any, path: str, ns: str = "") -> None:
         if not isinstance(v, dict):
             raise Invalid(path, f"must be an object ({s['name']}), got {type(v).__name__}")
-        ns = s["_ns"]
+        ns = s.get("_ns") or s.get("namespace") or ns
         names = {f["name"] for f in s["fields"]}
         extra = sorted(set(v) - names)
         if extra:
@@ -239,7 +239,7 @@ class _Validator:
 
     def _selected(self, s: dict, selector: str, v: dict, f: dict) -> Any:
         enum = next(x for x in s["fields"] if x["name"] == selector)["type"]
-        enum = self.resolve(enum, s["_ns"])
+        enum = self.resolve(enum, s.get("_ns") or s.get("namespace", ""))
         return f["type"][enum["symbols"].index(v[selector])]
 
     @staticmethod

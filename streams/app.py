@@ -1,0 +1,74 @@
+"""The faust App and its settings. Agents live in their own modules and register on the app here.
+
+Every topic name comes from the catalog (with the settings' prefix); all topics carry raw bytes (Avro through
+``schemas.codec`` on the catalog topics, JSON on the internal lot inbox) so the wire format is ours, not faust's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from ocop_trace.config import Settings
+from schemas import topics
+
+INBOX = "ocop.internal.lot-inbox"  # internal: events, lineage updates and master data, keyed by lot
+
+
+@dataclass
+class Topics:
+    """The faust topic objects of the catalog, for one settings' prefix."""
+
+    app: faust.App
+    settings: Settings
+
+    def __getitem__(self, spec: topics.TopicSpec) -> faust.TopicT:
+        return self.raw(spec.full(self.settings.topic_prefix), spec.partitions or self.settings.partitions)
+
+    def raw(self, *names: str, partitions: int | None = None) -> faust.TopicT:
+        return self.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw",
+                              value_serializer="raw", partitions=partitions or self.settings.partitions)
+
+    @property
+    def inbox(self) -> faust.TopicT:
+        return self.raw(f"{self.settings.topic_prefix}{INBOX}")
+
+
+def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lots", "stamps")) -> faust.App:
+    app = faust.App(
+        f"{settings.topic_prefix}{settings.app_id}",
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store=settings.table_store,
+        datadir=str(settings.data_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        web_enabled=True,
+        web_port=settings.worker_web_port,
+        web_bind=settings.web_host,
+        autodiscover=False,
+        stream_wait_empty=True,
+        logging_config=None,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    t = Topics(app, settings)
+    # imported here so that importing streams.app has no side effects beyond this function
+    from streams import lots, stamps, validate
+
+    registry = {"validate": validate.register, "lots": lots.register, "stamps": stamps.register}
+    for name in agents:
+        registry[name](app, settings, t)
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "warning") -> None:
+    """Run a worker until SIGINT/SIGTERM (``ocop-trace worker``)."""
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, web_port=settings.worker_web_port)
+    worker.execute_from_commandline()

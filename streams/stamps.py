@@ -1,0 +1,46 @@
+"""The stamps agent: package events and extra stamp requests -> one stamp-range event each on ``ocop.stamps``.
+
+The range also goes to the lot's inbox so the record lists it (and the rules check stamps against units packaged).
+"""
+
+from __future__ import annotations
+
+import json
+
+import faust
+
+from ocop_trace.config import Settings
+from schemas import codec, topics
+from schemas.events import decode_event
+from streams import stamping
+
+
+def register(app: faust.App, settings: Settings, t) -> None:
+    prefix = settings.topic_prefix
+    accepted_name, requests_name = topics.ACCEPTED.full(prefix), topics.STAMP_REQUESTS.full(prefix)
+    out, inbox = t[topics.STAMPS], t.inbox
+    range_codec, request_codec = codec.codec(codec.STAMP_RANGE), codec.codec(codec.STAMP_REQUEST)
+    key_id = settings.stamp_active_key
+    state = app.Table("stamp-state", default=None, partitions=settings.partitions, key_type=str,
+                      key_serializer="raw", value_serializer="json")
+
+    @app.agent(t.raw(accepted_name, requests_name), name="stamps")
+    async def stamps_agent(stream):
+        async for event in stream.events():
+            if event.message.topic == accepted_name:
+                ev = decode_event(event.value)
+                if ev["event_type"] != "package":
+                    continue
+                lot = ev["payload"]["lot"]
+                st = state.get(lot) or stamping.new_state()
+                ranges = stamping.on_package(st, ev, key_id)
+            else:
+                req = request_codec.decode(event.value)
+                lot = req["lot"]
+                st = state.get(lot) or stamping.new_state()
+                ranges = stamping.issue(st, {"request_id": req["request_id"], "lot": lot, "count": req["count"],
+                                             "at": req["requested_at"]}, key_id)
+            for rng in ranges:
+                await out.send(key=lot.encode(), value=range_codec.encode(rng))
+                await inbox.send(key=lot.encode(), value=json.dumps({"kind": "stamps", "range": rng}).encode())
+            state[lot] = st
