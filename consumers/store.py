@@ -1,0 +1,774 @@
+"""The SQL read side: SQLAlchemy 2.x models and the queries the web and reports need.
+
+Every row here is a projection of a Kafka topic written by :mod:`consumers.sink`; nothing else writes to it.
+Works on SQLite (the default, WAL mode) and on PostgreSQL (``postgresql+psycopg://``, psycopg 3).
+
+Times: each event time is kept twice, as the producer's ISO 8601 text with its UTC offset (what the record says,
+shown to people) and as a UTC timestamp (``*_utc`` columns, :class:`UtcDateTime`) for ordering and period queries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    or_,
+    select,
+
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# types and helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware UTC instant. PostgreSQL: ``timestamptz``; SQLite: naive UTC text. Always returns aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = parse_instant(value)
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give a UTC offset")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def parse_instant(value: str | datetime | None) -> datetime | None:
+    """ISO 8601 with an offset → aware UTC datetime (None if empty or unparseable). A bare date is midnight UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def gtin_variants(gtin: str) -> list[str]:
+    """The same GTIN written as GTIN-8/12/13/14 (left zero padding): what to match a Digital Link GTIN-14 against."""
+    g = (gtin or "").strip()
+    if not g.isdigit():
+        return [g]
+    core = g.lstrip("0") or "0"
+    out = {g}
+    for n in (8, 12, 13, 14):
+        if len(core) <= n:
+            out.add(core.zfill(n))
+    return sorted(out)
+
+
+def normalize_url(url: str) -> str:
+    """``postgres://`` / ``postgresql://`` → ``postgresql+psycopg://`` (psycopg 3 is the driver we ship)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON text (sorted keys, UTF-8 kept): how records are stored, so equal records are equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={"ix": "ix_%(column_0_label)s", "pk": "pk_%(table_name)s"})
+
+
+class Lot(Base):
+    """One row per lot: the latest record from ``ocop.records`` (full JSON in ``record``) and its searchable facts."""
+
+    __tablename__ = "lots"
+
+    lot: Mapped[str] = mapped_column(String, primary_key=True)
+    subject_id: Mapped[str | None] = mapped_column(String, index=True)
+    gtin: Mapped[str | None] = mapped_column(String, index=True)
+    product_name_vi: Mapped[str | None] = mapped_column(Text)
+    product_name_en: Mapped[str | None] = mapped_column(Text)
+    ocop_group: Mapped[str | None] = mapped_column(String)
+    product_owner: Mapped[str | None] = mapped_column(String)
+    rating_stars: Mapped[int | None] = mapped_column(Integer)
+    rating_score: Mapped[int | None] = mapped_column(Integer)
+    rating_level: Mapped[str | None] = mapped_column(String)
+    rating_decision_no: Mapped[str | None] = mapped_column(Text)
+    rating_decision_date: Mapped[str | None] = mapped_column(String)
+    rating_valid_from: Mapped[str | None] = mapped_column(String)
+    rating_valid_to: Mapped[str | None] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String, index=True)
+    production_date: Mapped[str | None] = mapped_column(String, index=True)
+    expiry_date: Mapped[str | None] = mapped_column(String)
+    units_packaged: Mapped[int] = mapped_column(Integer, default=0)
+    units_shipped: Mapped[int] = mapped_column(Integer, default=0)
+    units_sold: Mapped[int] = mapped_column(Integer, default=0)
+    recall_reason: Mapped[str | None] = mapped_column(Text)
+    recall_event_id: Mapped[str | None] = mapped_column(String)
+    recall_scope: Mapped[str | None] = mapped_column(String)
+    recall_target: Mapped[str | None] = mapped_column(String)
+    chain_head: Mapped[str] = mapped_column(String, default="")
+    chain_length: Mapped[int] = mapped_column(Integer, default=0)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    record: Mapped[str] = mapped_column(Text)
+    first_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class Step(Base):
+    __tablename__ = "steps"
+    __table_args__ = (Index("ix_steps_lot_occurred", "lot", "occurred_utc"),)
+
+    lot: Mapped[str] = mapped_column(String, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String, index=True)
+    event_type: Mapped[str] = mapped_column(String)
+    occurred_at: Mapped[str] = mapped_column(String)
+    occurred_utc: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    facility: Mapped[str | None] = mapped_column(String)
+    subject_id: Mapped[str | None] = mapped_column(String)
+    actor_user: Mapped[str | None] = mapped_column(String)
+    quantity: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String)
+    units: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LineageEdge(Base):
+    """parent_lot → child_lot (a transformation's input → output). Written from both ends' records."""
+
+    __tablename__ = "lineage_edges"
+
+    parent_lot: Mapped[str] = mapped_column(String, primary_key=True)
+    child_lot: Mapped[str] = mapped_column(String, primary_key=True, index=True)
+
+
+class LotOrigin(Base):
+    __tablename__ = "lot_origins"
+
+    lot: Mapped[str] = mapped_column(String, primary_key=True)
+    area_code: Mapped[str] = mapped_column(String, primary_key=True, index=True)
+    harvest_lot: Mapped[str] = mapped_column(String, primary_key=True)
+
+
+class StampRangeRow(Base):
+    __tablename__ = "stamps"
+    __table_args__ = (Index("ix_stamps_gtin_lot", "gtin", "lot"),)
+
+    range_id: Mapped[str] = mapped_column(String, primary_key=True)
+    lot: Mapped[str] = mapped_column(String, index=True)
+    gtin: Mapped[str] = mapped_column(String)
+    key_id: Mapped[str] = mapped_column(String)
+    first_index: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[str] = mapped_column(String)
+    issued_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    request_id: Mapped[str | None] = mapped_column(String)
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+
+    alert_id: Mapped[str] = mapped_column(String, primary_key=True)
+    rule: Mapped[str] = mapped_column(String, index=True)
+    severity: Mapped[str] = mapped_column(String)
+    lot: Mapped[str | None] = mapped_column(String, index=True)
+    serial: Mapped[str | None] = mapped_column(String, index=True)
+    event_id: Mapped[str | None] = mapped_column(String)
+    detail: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[str] = mapped_column(String)
+    raised_utc: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    state: Mapped[str] = mapped_column(String)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class ScanRow(Base):
+    __tablename__ = "scans"
+
+    scan_id: Mapped[str] = mapped_column(String, primary_key=True)
+    serial: Mapped[str] = mapped_column(String, index=True)
+    gtin: Mapped[str] = mapped_column(String)
+    lot: Mapped[str] = mapped_column(String, index=True)
+    scanned_at: Mapped[str] = mapped_column(String)
+    scanned_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    region: Mapped[str | None] = mapped_column(String)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    client_hash: Mapped[str] = mapped_column(String)
+    verdict: Mapped[str] = mapped_column(String)
+
+
+class _MasterMixin:
+    """Where the row's current value came from (the event and its log position)."""
+
+    event_id: Mapped[str] = mapped_column(String)
+    occurred_at: Mapped[str] = mapped_column(String)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class SubjectRow(_MasterMixin, Base):
+    __tablename__ = "subjects"
+
+    subject_id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String)
+    tax_id: Mapped[str | None] = mapped_column(String)
+    province_code: Mapped[str] = mapped_column(String, index=True)
+    commune_code: Mapped[str | None] = mapped_column(String)
+    address: Mapped[str] = mapped_column(Text, default="")
+    contact: Mapped[str | None] = mapped_column(Text)
+
+
+class AreaRow(_MasterMixin, Base):
+    __tablename__ = "areas"
+
+    area_code: Mapped[str] = mapped_column(String, primary_key=True)
+    owner_subject_id: Mapped[str] = mapped_column(String, index=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    crops: Mapped[list] = mapped_column(JSON)
+    area_ha: Mapped[float] = mapped_column(Float)
+    location: Mapped[list] = mapped_column(JSON)
+    certifications: Mapped[list] = mapped_column(JSON)
+    valid_from: Mapped[str] = mapped_column(String)
+    valid_to: Mapped[str | None] = mapped_column(String)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProductRow(_MasterMixin, Base):
+    __tablename__ = "products"
+
+    gtin: Mapped[str] = mapped_column(String, primary_key=True)
+    owner_subject_id: Mapped[str] = mapped_column(String, index=True)
+    name_vi: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text, default="")
+    ocop_group: Mapped[str] = mapped_column(String)
+    net_content: Mapped[dict | None] = mapped_column(JSON)
+    shelf_life_days: Mapped[int | None] = mapped_column(Integer)
+
+
+class RatingRow(Base):
+    """The whole rating history of a product: one row per rating event (granted, renewed, withdrawn)."""
+
+    __tablename__ = "ratings"
+
+    event_id: Mapped[str] = mapped_column(String, primary_key=True)
+    gtin: Mapped[str] = mapped_column(String, index=True)
+    action: Mapped[str] = mapped_column(String)
+    stars: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String)
+    decision_no: Mapped[str] = mapped_column(Text)
+    decision_date: Mapped[str] = mapped_column(String)
+    valid_from: Mapped[str] = mapped_column(String)
+    valid_to: Mapped[str] = mapped_column(String)
+    occurred_at: Mapped[str] = mapped_column(String)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class FacilityRow(_MasterMixin, Base):
+    __tablename__ = "facilities"
+
+    facility_id: Mapped[str] = mapped_column(String, primary_key=True)
+    owner_subject_id: Mapped[str] = mapped_column(String, index=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String)
+    address: Mapped[str] = mapped_column(Text, default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+
+
+class MasterEventRow(Base):
+    """Every master-data event applied, by event_id: a replayed or re-sent duplicate is recognised and skipped."""
+
+    __tablename__ = "master_events"
+
+    event_id: Mapped[str] = mapped_column(String, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String)
+    entity_id: Mapped[str] = mapped_column(String, index=True)
+    occurred_at: Mapped[str] = mapped_column(String)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class SinkOffset(Base):
+    """The sink's progress, committed in the same transaction as the rows it wrote (exactly-once into SQL)."""
+
+    __tablename__ = "sink_offsets"
+
+    topic: Mapped[str] = mapped_column(String, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class SinkReject(Base):
+    """A message the sink could not apply (undecodable, invalid, or refused by the database): never silently lost."""
+
+    __tablename__ = "sink_rejects"
+
+    topic: Mapped[str] = mapped_column(String, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+T = {t.name: t for t in Base.metadata.sorted_tables}
+LOTS, STEPS, EDGES, ORIGINS = T["lots"], T["steps"], T["lineage_edges"], T["lot_origins"]
+STAMPS, ALERTS, SCANS = T["stamps"], T["alerts"], T["scans"]
+SUBJECTS, AREAS, PRODUCTS, RATINGS, FACILITIES = T["subjects"], T["areas"], T["products"], T["ratings"], T["facilities"]
+MASTER_EVENTS, SINK_OFFSETS, SINK_REJECTS = T["master_events"], T["sink_offsets"], T["sink_rejects"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the store
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _row(r: Any) -> dict:
+    return dict(r._mapping)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def _as_instant(x: datetime | date | str) -> datetime:
+    if isinstance(x, datetime):
+        dt = x
+    elif isinstance(x, date):
+        dt = datetime(x.year, x.month, x.day)
+    else:
+        dt = datetime.fromisoformat(x)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+class Store:
+    """The read side's database: engine, migrations, and queries. Thread-safe (one engine, pooled connections)."""
+
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int = 30_000):
+        self.url = normalize_url(url)
+        u = make_url(self.url)
+        self.dialect = u.get_backend_name()
+        if self.dialect == "sqlite":
+            db = u.database
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(self.url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000})
+            _sqlite_setup(self.engine, busy_timeout_ms)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r} (use sqlite:/// or postgresql+psycopg://)")
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url!r})"  # the URL's repr hides the password
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- transactions ------------------------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so two writers queue instead of failing late)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(ocop_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    # --- migrations --------------------------------------------------------------------------------------------
+    def alembic_config(self):
+        return alembic_config(self.url)
+
+    def migrate(self, revision: str = "head") -> None:
+        """Run the Alembic migrations up to ``revision`` (idempotent)."""
+        from alembic import command
+
+        cfg = self.alembic_config()
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(ocop_write=True)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    # --- sink progress -----------------------------------------------------------------------------------------
+    def sink_offsets(self, conn: Connection | None = None) -> dict[tuple[str, int], int]:
+        def q(c: Connection) -> dict[tuple[str, int], int]:
+            rows = c.execute(select(SINK_OFFSETS.c.topic, SINK_OFFSETS.c.partition, SINK_OFFSETS.c.next_offset))
+            return {(t, p): o for t, p, o in rows}
+
+        if conn is not None:
+            return q(conn)
+        with self.read() as c:
+            return q(c)
+
+    # --- lots --------------------------------------------------------------------------------------------------
+    def lot(self, lot: str) -> dict | None:
+        """A lot's record with the master data the web page needs: product, subject, growing areas (coordinates),
+        rating history, stamp ranges, alerts and the facilities its steps happened at. None if unknown."""
+        with self.read() as c:
+            row = c.execute(select(LOTS).where(LOTS.c.lot == lot)).first()
+            if row is None:
+                return None
+            r = _row(row)
+            record = json.loads(r.pop("record"))
+            gtin = r["gtin"]
+            product = None
+            ratings: list[dict] = []
+            if gtin:
+                p = c.execute(select(PRODUCTS).where(PRODUCTS.c.gtin.in_(gtin_variants(gtin)))).first()
+                product = _row(p) if p else None
+                ratings = [_row(x) for x in c.execute(
+                    select(RATINGS).where(RATINGS.c.gtin.in_(gtin_variants(gtin)))
+                    .order_by(RATINGS.c.source_partition, RATINGS.c.source_offset))]
+            subject_id = r["subject_id"] or (product or {}).get("owner_subject_id")
+            subject = None
+            if subject_id:
+                s = c.execute(select(SUBJECTS).where(SUBJECTS.c.subject_id == subject_id)).first()
+                subject = _row(s) if s else None
+            origins = [_row(x) for x in c.execute(
+                select(ORIGINS.c.area_code, ORIGINS.c.harvest_lot).where(ORIGINS.c.lot == lot)
+                .order_by(ORIGINS.c.area_code, ORIGINS.c.harvest_lot))]
+            codes = sorted({o["area_code"] for o in origins})
+            areas = [_row(x) for x in c.execute(select(AREAS).where(AREAS.c.area_code.in_(codes))
+                                                .order_by(AREAS.c.area_code))] if codes else []
+            facility_ids = sorted({s["facility"] for s in record.get("steps", []) if s.get("facility")})
+            facilities = [_row(x) for x in c.execute(
+                select(FACILITIES).where(FACILITIES.c.facility_id.in_(facility_ids))
+                .order_by(FACILITIES.c.facility_id))] if facility_ids else []
+            stamps = [_row(x) for x in c.execute(select(STAMPS).where(STAMPS.c.lot == lot)
+                                                 .order_by(STAMPS.c.first_index, STAMPS.c.range_id))]
+            alerts = self._alerts(c, lot=lot)
+        for x in [*stamps]:
+            x["issued_utc"] = _iso(x["issued_utc"])
+        r["first_event_at"] = _iso(r["first_event_at"])
+        r["last_event_at"] = _iso(r["last_event_at"])
+        return {
+            **r,
+            "record": record,
+            "product": product,
+            "subject": subject,
+            "origins": origins,
+            "areas": areas,
+            "ratings": ratings,
+            "facilities": facilities,
+            "stamps": stamps,
+            "alerts": alerts,
+        }
+
+    def lot_summaries(self, lots: list[str]) -> dict[str, dict]:
+        """Short facts of several lots (for lineage trees and lists)."""
+        if not lots:
+            return {}
+        cols = (LOTS.c.lot, LOTS.c.gtin, LOTS.c.product_name_vi, LOTS.c.product_name_en, LOTS.c.status,
+                LOTS.c.subject_id, LOTS.c.recall_reason)
+        out: dict[str, dict] = {}
+        with self.read() as c:
+            for i in range(0, len(lots), 500):
+                for row in c.execute(select(*cols).where(LOTS.c.lot.in_(lots[i:i + 500]))):
+                    out[row.lot] = _row(row)
+        return out
+
+    def _lot_list(self, where: Any, *, limit: int | None, offset: int = 0) -> list[dict]:
+        cols = [c for c in LOTS.c if c.name != "record"]
+        q = select(*cols).where(where).order_by(LOTS.c.first_event_at, LOTS.c.lot).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.read() as c:
+            rows = [_row(r) for r in c.execute(q)]
+        for r in rows:
+            r["first_event_at"] = _iso(r["first_event_at"])
+            r["last_event_at"] = _iso(r["last_event_at"])
+        return rows
+
+    def lots_by_subject(self, subject_id: str, *, limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Lots recorded for a subject (the record's subject, or the owner of its product)."""
+        return self._lot_list(or_(LOTS.c.subject_id == subject_id, LOTS.c.product_owner == subject_id),
+                              limit=limit, offset=offset)
+
+    def lots_by_area(self, area_code: str, *, limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Lots whose origins (transitively through transformations) include the growing area."""
+        sub = select(ORIGINS.c.lot).where(ORIGINS.c.area_code == area_code)
+        return self._lot_list(LOTS.c.lot.in_(sub), limit=limit, offset=offset)
+
+    def lots_by_product(self, gtin: str, *, limit: int | None = None, offset: int = 0) -> list[dict]:
+        return self._lot_list(LOTS.c.gtin.in_(gtin_variants(gtin)), limit=limit, offset=offset)
+
+    def lots_by_period(self, start: datetime | date | str, end: datetime | date | str, *, by: str = "event",
+                       limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Lots in the half-open period ``[start, end)``. ``by``:
+
+        * ``event`` (default): any of the lot's steps happened in the period;
+        * ``first_event``: the lot's first step happened in it (lots started in the period);
+        * ``production``: the packaging's production date falls in it.
+
+        Naive datetimes and dates are taken as UTC.
+        """
+        s, e = _as_instant(start), _as_instant(end)
+        if by == "event":
+            sub = select(STEPS.c.lot).where(STEPS.c.occurred_utc >= s, STEPS.c.occurred_utc < e)
+            where = LOTS.c.lot.in_(sub)
+        elif by == "first_event":
+            where = and_(LOTS.c.first_event_at >= s, LOTS.c.first_event_at < e)
+        elif by == "production":
+            where = and_(LOTS.c.production_date >= s.date().isoformat(), LOTS.c.production_date < e.date().isoformat())
+        else:
+            raise ValueError(f"by must be event, first_event or production, not {by!r}")
+        return self._lot_list(where, limit=limit, offset=offset)
+
+    def steps(self, lot: str) -> list[dict]:
+        with self.read() as c:
+            rows = [_row(r) for r in c.execute(select(STEPS).where(STEPS.c.lot == lot).order_by(STEPS.c.seq))]
+        for r in rows:
+            r["occurred_utc"] = _iso(r["occurred_utc"])
+        return rows
+
+    # --- lineage -----------------------------------------------------------------------------------------------
+    def lineage(self, lot: str, max_depth: int = 64) -> dict:
+        """Ancestors and descendants of a lot through transformations, by recursive CTEs (SQLite and PostgreSQL).
+
+        Each related lot appears once, at its shortest distance (``depth``), however many paths lead to it
+        (diamonds). ``edges`` are the parent → child links among the lot, its ancestors and its descendants.
+        Cycles (which valid data never has) are cut by ``max_depth``.
+        """
+        with self.read() as c:
+            anc = self._walk(c, lot, up=True, max_depth=max_depth)
+            desc = self._walk(c, lot, up=False, max_depth=max_depth)
+            up_set = set(anc) | {lot}
+            down_set = set(desc) | {lot}
+            nodes = sorted(up_set | down_set)
+            edges: set[tuple[str, str]] = set()
+            for i in range(0, len(nodes), 500):
+                chunk = nodes[i:i + 500]
+                for p, ch in c.execute(select(EDGES.c.parent_lot, EDGES.c.child_lot).where(
+                        or_(EDGES.c.child_lot.in_(chunk), EDGES.c.parent_lot.in_(chunk)))):
+                    if (p in up_set and ch in up_set) or (p in down_set and ch in down_set):
+                        edges.add((p, ch))
+        summaries = self.lot_summaries(nodes)
+
+        def item(x: str, d: int) -> dict:
+            s = summaries.get(x, {})
+            return {"lot": x, "depth": d, "gtin": s.get("gtin"), "product_name_vi": s.get("product_name_vi"),
+                    "product_name_en": s.get("product_name_en"), "status": s.get("status"), "known": x in summaries}
+
+        return {
+            "lot": lot,
+            "ancestors": [item(x, d) for x, d in sorted(anc.items(), key=lambda kv: (kv[1], kv[0]))],
+            "descendants": [item(x, d) for x, d in sorted(desc.items(), key=lambda kv: (kv[1], kv[0]))],
+            "edges": [{"parent": p, "child": ch} for p, ch in sorted(edges)],
+        }
+
+    @staticmethod
+    def _walk(c: Connection, lot: str, *, up: bool, max_depth: int) -> dict[str, int]:
+        e = EDGES
+        start_col, next_col = (e.c.child_lot, e.c.parent_lot) if up else (e.c.parent_lot, e.c.child_lot)
+        one = literal_column("1", Integer)
+        base = select(next_col.label("lot"), one.label("depth")).where(start_col == lot)
+        walk = base.cte("walk", recursive=True)
+        prev = walk.alias("prev")
+        step = (select(next_col.label("lot"), (prev.c.depth + one).label("depth"))
+                .select_from(e.join(prev, start_col == prev.c.lot))
+                .where(prev.c.depth < max_depth))
+        walk = walk.union(step)  # UNION, not UNION ALL: (lot, depth) pairs deduplicate diamonds
+        q = select(walk.c.lot, func.min(walk.c.depth).label("depth")).group_by(walk.c.lot)
+        return {x: int(d) for x, d in c.execute(q) if x != lot}
+
+    # --- stamps and scans --------------------------------------------------------------------------------------
+    def stamp_range_for(self, gtin: str, lot: str, index: int) -> dict | None:
+        """The issued stamp range of ``(gtin, lot)`` that contains serial ``index``, or None."""
+        q = (select(STAMPS).where(STAMPS.c.gtin.in_(gtin_variants(gtin)), STAMPS.c.lot == lot,
+                                  STAMPS.c.first_index <= index, STAMPS.c.first_index + STAMPS.c.count > index)
+             .order_by(STAMPS.c.first_index, STAMPS.c.range_id).limit(1))
+        with self.read() as c:
+            row = c.execute(q).first()
+        if row is None:
+            return None
+        r = _row(row)
+        r["issued_utc"] = _iso(r["issued_utc"])
+        return r
+
+    def stamp_ranges(self, lot: str) -> list[dict]:
+        with self.read() as c:
+            rows = [_row(r) for r in c.execute(select(STAMPS).where(STAMPS.c.lot == lot)
+                                               .order_by(STAMPS.c.first_index, STAMPS.c.range_id))]
+        for r in rows:
+            r["issued_utc"] = _iso(r["issued_utc"])
+        return rows
+
+    def scan_stats(self, serial: str) -> dict:
+        """How often a serial was scanned: ``{count, first_scan_at, last_scan_at, regions}`` (times as recorded)."""
+        with self.read() as c:
+            n, first_utc, last_utc, regions = c.execute(
+                select(func.count(), func.min(SCANS.c.scanned_utc), func.max(SCANS.c.scanned_utc),
+                       func.count(SCANS.c.region.distinct())).where(SCANS.c.serial == serial)).one()
+            first = last = None
+            if n:
+                first = c.execute(select(SCANS.c.scanned_at).where(SCANS.c.serial == serial)
+                                  .order_by(SCANS.c.scanned_utc, SCANS.c.scan_id).limit(1)).scalar()
+                last = c.execute(select(SCANS.c.scanned_at).where(SCANS.c.serial == serial)
+                                 .order_by(SCANS.c.scanned_utc.desc(), SCANS.c.scan_id.desc()).limit(1)).scalar()
+        return {"count": int(n), "first_scan_at": first, "last_scan_at": last, "regions": int(regions or 0)}
+
+    # --- alerts ------------------------------------------------------------------------------------------------
+    def alerts_for(self, lot: str | None = None, serial: str | None = None, *, state: str | None = None) -> list[dict]:
+        """Alerts of a lot and/or a serial (either matches), oldest first."""
+        if lot is None and serial is None:
+            raise ValueError("give a lot or a serial")
+        with self.read() as c:
+            return self._alerts(c, lot=lot, serial=serial, state=state)
+
+    @staticmethod
+    def _alerts(c: Connection, *, lot: str | None = None, serial: str | None = None,
+                state: str | None = None) -> list[dict]:
+        conds = []
+        if lot is not None:
+            conds.append(ALERTS.c.lot == lot)
+        if serial is not None:
+            conds.append(ALERTS.c.serial == serial)
+        q = select(ALERTS).where(or_(*conds))
+        if state is not None:
+            q = q.where(ALERTS.c.state == state)
+        rows = [_row(r) for r in c.execute(q.order_by(ALERTS.c.raised_utc, ALERTS.c.alert_id))]
+        for r in rows:
+            r["raised_utc"] = _iso(r["raised_utc"])
+        return rows
+
+    def serial_flagged(self, serial: str) -> bool:
+        """True if the serial has an open ``suspicious_copy`` alert."""
+        q = select(ALERTS.c.alert_id).where(ALERTS.c.serial == serial, ALERTS.c.rule == "suspicious_copy",
+                                            ALERTS.c.state == "open").limit(1)
+        with self.read() as c:
+            return c.execute(q).first() is not None
+
+    # --- master data -------------------------------------------------------------------------------------------
+    def subject(self, subject_id: str) -> dict | None:
+        return self._one(SUBJECTS, SUBJECTS.c.subject_id == subject_id)
+
+    def area(self, area_code: str) -> dict | None:
+        return self._one(AREAS, AREAS.c.area_code == area_code)
+
+    def product(self, gtin: str) -> dict | None:
+        return self._one(PRODUCTS, PRODUCTS.c.gtin.in_(gtin_variants(gtin)))
+
+    def facility(self, facility_id: str) -> dict | None:
+        return self._one(FACILITIES, FACILITIES.c.facility_id == facility_id)
+
+    def ratings(self, gtin: str) -> list[dict]:
+        with self.read() as c:
+            return [_row(r) for r in c.execute(select(RATINGS).where(RATINGS.c.gtin.in_(gtin_variants(gtin)))
+                                               .order_by(RATINGS.c.source_partition, RATINGS.c.source_offset))]
+
+    def _one(self, table: Any, where: Any) -> dict | None:
+        with self.read() as c:
+            row = c.execute(select(table).where(where).limit(1)).first()
+        return _row(row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        """Row count of every table (for the CLI and tests)."""
+        with self.read() as c:
+            return {name: int(c.execute(select(func.count()).select_from(t)).scalar())
+                    for name, t in sorted(T.items())}
+
+
+def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
+    """WAL, busy timeout, and SQLAlchemy (not the driver) in charge of BEGIN, so that savepoints work and
+    write transactions take the lock up front (``BEGIN IMMEDIATE``)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("ocop_write") else "BEGIN")
+
+
+def alembic_config(url: str):
+    """An Alembic config built in code (no alembic.ini): works from an installed package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return cfg
+
+
+__all__ = [
+    "Base", "Store", "UtcDateTime", "alembic_config", "dumps", "gtin_variants", "normalize_url", "parse_instant",
+    "LOTS", "STEPS", "EDGES", "ORIGINS", "STAMPS", "ALERTS", "SCANS", "SUBJECTS", "AREAS", "PRODUCTS", "RATINGS",
+    "FACILITIES", "MASTER_EVENTS", "SINK_OFFSETS", "SINK_REJECTS",
+]
