@@ -9,3 +9,54 @@ app = typer.Typer(no_args_is_help=True, help="OCOP traceability: broker, topics,
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+# --- topics and workers ----------------------------------------------------------------------------------------
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the catalog / Các topic Kafka.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every catalog topic that is missing (idempotent) / Tạo các topic còn thiếu."""
+    from rich.console import Console
+
+    from ocop_trace.config import get_settings
+    from schemas.topics import create_topics
+
+    s = get_settings()
+    result = create_topics(s.bootstrap_servers, s.topic_prefix, s.partitions, s.replication_factor)
+    con = Console()
+    for name, state in result.items():
+        con.print(f"  {'[green]✔ tạo mới / created' if state == 'created' else '[dim]• đã có / exists'}[/] {name}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the catalog: names, keys, policies / Danh mục topic."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ocop_trace.config import get_settings
+    from schemas.topics import CATALOG
+
+    s = get_settings()
+    table = Table("topic", "key", "value", "policy", "partitions")
+    for spec in CATALOG:
+        table.add_row(spec.full(s.topic_prefix), spec.key, spec.value, spec.cleanup, str(spec.partitions or s.partitions))
+    Console().print(table)
+
+
+@app.command("worker")
+def worker(
+    web_port: int = typer.Option(None, help="Port of the worker's health/metrics web server."),
+    loglevel: str = typer.Option("warning", help="faust log level."),
+) -> None:
+    """Run a stream worker (validate, lots, stamps, scans). Start it several times to scale / Chạy worker."""
+    from ocop_trace.config import get_settings
+    from streams.app import run_worker
+
+    s = get_settings()
+    if web_port is not None:
+        s = s.model_copy(update={"worker_web_port": web_port})
+    run_worker(s, loglevel=loglevel)
