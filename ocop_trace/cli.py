@@ -11,6 +11,14 @@ def main() -> None:  # pragma: no cover
     app()
 
 
+# --- intake: register, intake (+ scanner station), generate — producers/cli.py -------------------------------
+from producers.cli import generate_command, intake_app, register_app  # noqa: E402
+
+app.add_typer(register_app, name="register")
+app.add_typer(intake_app, name="intake")
+app.command("generate")(generate_command)
+
+
 # --- topics and workers ----------------------------------------------------------------------------------------
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the catalog / Các topic Kafka.")
 app.add_typer(topics_app, name="topics")

@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
+from producers.i18n import reason as _tr_reason
 from producers.i18n import t, unit_name
 from schemas import codec
 from schemas.events import event_key, new_event, validate_event
@@ -37,7 +38,7 @@ __all__ = [
     "Envelope", "Invalid", "UNITS", "parse_quantity", "format_quantity", "quantity_text", "parse_number",
     "parse_int", "parse_at", "parse_date", "parse_lot_quantity", "parse_param", "parse_point", "parse_duration",
     "normalize_gtin", "subject", "area", "product", "rating", "facility", "harvest", "receive", "transform",
-    "inspect", "package", "ship", "sell", "recall", "void", "confirmation", "BUILDERS",
+    "inspect", "package", "ship", "sell", "recall", "void", "confirmation", "describe_invalid", "option_for", "BUILDERS",
 ]
 
 
@@ -548,7 +549,27 @@ BUILDERS = {"subject": subject, "area": area, "product": product, "rating": rati
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# confirmations
+# confirmations and error messages
+
+# event field (dotted path prefix) -> what the operator typed, for the envelope fields every command shares
+COMMON_FIELDS = {"occurred_at": "--at", "recorded_at": "--at", "actor.subject_id": "--subject", "actor.user": "--user",
+                 "facility": "--facility", "event_id": "--event-id"}
+
+
+def option_for(field: str, fields: dict[str, str]) -> str:
+    """``"--qty (payload.quantity.value)"``: the operator's name for an event field path (longest matching prefix
+    in ``fields``, then :data:`COMMON_FIELDS`), else the path itself."""
+    names = {**COMMON_FIELDS, **fields}
+    best = ""
+    for prefix in names:
+        if (field == prefix or field.startswith(prefix + ".") or field.startswith(prefix + "[")) and len(prefix) > len(best):
+            best = prefix
+    return f"{names[best]} ({field})" if best else field
+
+
+def describe_invalid(e: Invalid, fields: dict[str, str] | None = None, lang: str = "vi") -> str:
+    """One line for a person: the option, the field, and the reason in ``lang``."""
+    return t("invalid", lang, field=option_for(e.field, fields or {}), reason=_tr_reason(e.reason, lang))
 
 
 def confirmation(ev: dict, lang: str = "vi") -> str:
