@@ -35,7 +35,13 @@ class Topics:
         return self.raw(f"{self.settings.topic_prefix}{INBOX}")
 
 
-def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lots", "stamps")) -> faust.App:
+def json_table(app: faust.App, name: str, partitions: int) -> faust.Table:
+    """A table of str keys and JSON values, partitioned like the stream that writes it."""
+    return app.Table(name, default=None, partitions=partitions,
+                     schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"))
+
+
+def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lots", "stamps", "scans")) -> faust.App:
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -59,9 +65,10 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lo
     )
     t = Topics(app, settings)
     # imported here so that importing streams.app has no side effects beyond this function
-    from streams import lots, stamps, validate
+    from streams import lots, scans, stamps, validate
 
-    registry = {"validate": validate.register, "lots": lots.register, "stamps": stamps.register}
+    registry = {"validate": validate.register, "lots": lots.register, "stamps": stamps.register,
+                "scans": scans.register}
     for name in agents:
         registry[name](app, settings, t)
     return app

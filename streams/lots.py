@@ -22,6 +22,7 @@ import faust
 from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.events import decode_event, lots_touched
+from streams.app import json_table
 from streams import fold, rules
 from streams.master import entries_of, merge
 
@@ -51,12 +52,9 @@ def register(app: faust.App, settings: Settings, t) -> None:
     inbox, records, alerts = t.inbox, t[topics.RECORDS], t[topics.ALERTS]
     record_codec, alert_codec = codec.codec(codec.LOT_RECORD), codec.codec(codec.ALERT)
 
-    lots = app.Table("lots", default=None, partitions=n, key_type=str, key_serializer="raw",
-                     value_serializer="json")
-    master = app.Table("master", default=None, partitions=n, key_type=str, key_serializer="raw",
-                       value_serializer="json")
-    index = app.Table("master-index", default=None, partitions=n, key_type=str, key_serializer="raw",
-                      value_serializer="json")
+    lots = json_table(app, "lots", n)
+    master = json_table(app, "master", n)
+    index = json_table(app, "master-index", n)
 
     @app.agent(t[topics.ACCEPTED], name="route")
     async def route(stream):

@@ -12,7 +12,12 @@ import faust
 from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.events import decode_event
+from schemas.codec import CodecError
+from schemas.validation import Invalid, validate
+from streams.app import json_table
 from streams import stamping
+from streams.accept import dlq_entry
+from streams.validate import dead_letter, source_of
 
 
 def register(app: faust.App, settings: Settings, t) -> None:
@@ -21,8 +26,7 @@ def register(app: faust.App, settings: Settings, t) -> None:
     out, inbox = t[topics.STAMPS], t.inbox
     range_codec, request_codec = codec.codec(codec.STAMP_RANGE), codec.codec(codec.STAMP_REQUEST)
     key_id = settings.stamp_active_key
-    state = app.Table("stamp-state", default=None, partitions=settings.partitions, key_type=str,
-                      key_serializer="raw", value_serializer="json")
+    state = json_table(app, "stamp-state", settings.partitions)
 
     @app.agent(t.raw(accepted_name, requests_name), name="stamps")
     async def stamps_agent(stream):
@@ -35,7 +39,17 @@ def register(app: faust.App, settings: Settings, t) -> None:
                 st = state.get(lot) or stamping.new_state()
                 ranges = stamping.on_package(st, ev, key_id)
             else:
-                req = request_codec.decode(event.value)
+                try:
+                    req = request_codec.decode(event.value)
+                    validate(codec.STAMP_REQUEST, req)
+                except CodecError as e:
+                    src = source_of(event)
+                    await dead_letter(t, src, dlq_entry(src, e.kind, e.reason))
+                    continue
+                except Invalid as e:
+                    src = source_of(event)
+                    await dead_letter(t, src, dlq_entry(src, "invalid", e.reason, e.field))
+                    continue
                 lot = req["lot"]
                 st = state.get(lot) or stamping.new_state()
                 ranges = stamping.issue(st, {"request_id": req["request_id"], "lot": lot, "count": req["count"],

@@ -14,22 +14,27 @@ from streams.accept import Source, accept
 log = logging.getLogger("ocop.validate")
 
 
+def source_of(event) -> Source:
+    msg = event.message
+    return Source(msg.topic, msg.partition, msg.offset, msg.key, msg.value, tuple((k, v) for k, v in (msg.headers or [])))
+
+
+async def dead_letter(t, src: Source, bad: dict) -> None:
+    log.warning("dead-lettered %s/%d@%d: %s (%s)", src.topic, src.partition, src.offset, bad["reason"], bad["field"])
+    await t[topics.DLQ].send(key=src.key, value=codec.codec(codec.DLQ_ENTRY).encode(bad))
+
+
 def register(app: faust.App, settings: Settings, t) -> None:
     prefix = settings.topic_prefix
     spec_of = {spec.full(prefix): spec for spec in topics.INPUTS}
-    accepted, dlq = t[topics.ACCEPTED], t[topics.DLQ]
-    dlq_codec = codec.codec(codec.DLQ_ENTRY)
+    accepted = t[topics.ACCEPTED]
 
     @app.agent(t.raw(*spec_of), name="validate")
     async def validate_agent(stream):
         async for event in stream.events():
-            msg = event.message
-            src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                         tuple((k, v) for k, v in (msg.headers or [])))
-            ev, bad = accept(src, spec_of[msg.topic])
+            src = source_of(event)
+            ev, bad = accept(src, spec_of[src.topic])
             if ev is not None:
-                await accepted.send(key=msg.key, value=encode_event(ev))
+                await accepted.send(key=src.key, value=encode_event(ev))
             else:
-                log.warning("dead-lettered %s/%d@%d: %s (%s)", msg.topic, msg.partition, msg.offset,
-                            bad["reason"], bad["field"])
-                await dlq.send(key=msg.key, value=dlq_codec.encode(bad))
+                await dead_letter(t, src, bad)

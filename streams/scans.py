@@ -1,0 +1,36 @@
+"""The scans agent: consumer scans -> copied-stamp suspicions on ``ocop.alerts`` (keyed by serial)."""
+
+from __future__ import annotations
+
+import faust
+
+from ocop_trace.config import Settings
+from schemas import codec, topics
+from schemas.codec import CodecError
+from streams.app import json_table
+from streams import copydetect
+from streams.accept import dlq_entry
+from streams.validate import dead_letter, source_of
+
+
+def register(app: faust.App, settings: Settings, t) -> None:
+    th = copydetect.Thresholds(settings.copy_window_seconds, settings.copy_max_regions, settings.copy_max_devices)
+    alerts = t[topics.ALERTS]
+    scan_codec, alert_codec = codec.codec(codec.SCAN), codec.codec(codec.ALERT)
+    state = json_table(app, "scan-state", settings.partitions)
+
+    @app.agent(t[topics.SCANS], name="scans")
+    async def scans_agent(stream):
+        async for event in stream.events():
+            try:
+                scan = scan_codec.decode(event.value)
+            except CodecError as e:
+                src = source_of(event)
+                await dead_letter(t, src, dlq_entry(src, e.kind, e.reason))
+                continue
+            key = f"{scan['gtin']}|{scan['lot']}|{scan['serial']}"
+            st = state.get(key) or copydetect.new_state()
+            reason = copydetect.observe(st, scan, th)
+            if reason:
+                await alerts.send(key=scan["serial"].encode(), value=alert_codec.encode(copydetect.suspicion_alert(scan, reason)))
+            state[key] = st
