@@ -251,10 +251,12 @@ class ScanRow(Base):
 
 
 class _MasterMixin:
-    """Where the row's current value came from (the event and its log position)."""
+    """The event the row's current value came from. The latest change wins, ordered by ``(occurred_utc, event_id)``
+    exactly as the workers' master view (``streams.master.merge``), whatever order the events are consumed in."""
 
     event_id: Mapped[str] = mapped_column(String)
     occurred_at: Mapped[str] = mapped_column(String)
+    occurred_utc: Mapped[datetime] = mapped_column(UtcDateTime)
     source_partition: Mapped[int] = mapped_column(Integer)
     source_offset: Mapped[int] = mapped_column(BigInteger)
 
@@ -315,6 +317,7 @@ class RatingRow(Base):
     valid_from: Mapped[str] = mapped_column(String)
     valid_to: Mapped[str] = mapped_column(String)
     occurred_at: Mapped[str] = mapped_column(String)
+    occurred_utc: Mapped[datetime] = mapped_column(UtcDateTime)
     source_partition: Mapped[int] = mapped_column(Integer)
     source_offset: Mapped[int] = mapped_column(BigInteger)
 
@@ -329,19 +332,6 @@ class FacilityRow(_MasterMixin, Base):
     address: Mapped[str] = mapped_column(Text, default="")
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
-
-
-class MasterEventRow(Base):
-    """Every master-data event applied, by event_id: a replayed or re-sent duplicate is recognised and skipped."""
-
-    __tablename__ = "master_events"
-
-    event_id: Mapped[str] = mapped_column(String, primary_key=True)
-    event_type: Mapped[str] = mapped_column(String)
-    entity_id: Mapped[str] = mapped_column(String, index=True)
-    occurred_at: Mapped[str] = mapped_column(String)
-    source_partition: Mapped[int] = mapped_column(Integer)
-    source_offset: Mapped[int] = mapped_column(BigInteger)
 
 
 class SinkOffset(Base):
@@ -370,7 +360,7 @@ T = {t.name: t for t in Base.metadata.sorted_tables}
 LOTS, STEPS, EDGES, ORIGINS = T["lots"], T["steps"], T["lineage_edges"], T["lot_origins"]
 STAMPS, ALERTS, SCANS = T["stamps"], T["alerts"], T["scans"]
 SUBJECTS, AREAS, PRODUCTS, RATINGS, FACILITIES = T["subjects"], T["areas"], T["products"], T["ratings"], T["facilities"]
-MASTER_EVENTS, SINK_OFFSETS, SINK_REJECTS = T["master_events"], T["sink_offsets"], T["sink_rejects"]
+SINK_OFFSETS, SINK_REJECTS = T["sink_offsets"], T["sink_rejects"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -487,7 +477,7 @@ class Store:
                 product = _row(p) if p else None
                 ratings = [_row(x) for x in c.execute(
                     select(RATINGS).where(RATINGS.c.gtin.in_(gtin_variants(gtin)))
-                    .order_by(RATINGS.c.source_partition, RATINGS.c.source_offset))]
+                    .order_by(RATINGS.c.occurred_utc, RATINGS.c.event_id))]
             subject_id = r["subject_id"] or (product or {}).get("owner_subject_id")
             subject = None
             if subject_id:
@@ -723,7 +713,7 @@ class Store:
     def ratings(self, gtin: str) -> list[dict]:
         with self.read() as c:
             return [_row(r) for r in c.execute(select(RATINGS).where(RATINGS.c.gtin.in_(gtin_variants(gtin)))
-                                               .order_by(RATINGS.c.source_partition, RATINGS.c.source_offset))]
+                                               .order_by(RATINGS.c.occurred_utc, RATINGS.c.event_id))]
 
     def _one(self, table: Any, where: Any) -> dict | None:
         with self.read() as c:
@@ -770,5 +760,5 @@ def alembic_config(url: str):
 __all__ = [
     "Base", "Store", "UtcDateTime", "alembic_config", "dumps", "gtin_variants", "normalize_url", "parse_instant",
     "LOTS", "STEPS", "EDGES", "ORIGINS", "STAMPS", "ALERTS", "SCANS", "SUBJECTS", "AREAS", "PRODUCTS", "RATINGS",
-    "FACILITIES", "MASTER_EVENTS", "SINK_OFFSETS", "SINK_REJECTS",
+    "FACILITIES", "SINK_OFFSETS", "SINK_REJECTS",
 ]

@@ -39,7 +39,7 @@ def source() -> list[sa.Column]:
 
 
 def master() -> list[sa.Column]:
-    return [col("event_id", S), col("occurred_at", S), *source()]
+    return [col("event_id", S), col("occurred_at", S), col("occurred_utc", UTC()), *source()]
 
 
 # table -> (columns, primary key, indexes {name: columns})
@@ -102,15 +102,12 @@ TABLES: dict[str, tuple[list[sa.Column], list[str], dict[str, list[str]]]] = {
     "ratings": ([
         col("event_id", S), col("gtin", S), col("action", S), col("stars", I), col("score", I), col("level", S),
         col("decision_no", T), col("decision_date", S), col("valid_from", S), col("valid_to", S),
-        col("occurred_at", S), *source(),
+        col("occurred_at", S), col("occurred_utc", UTC()), *source(),
     ], ["event_id"], {"ix_ratings_gtin": ["gtin"]}),
     "facilities": ([
         col("facility_id", S), col("owner_subject_id", S), col("name", T), col("kind", S), col("address", T),
         null("lat", F), null("lon", F), *master(),
     ], ["facility_id"], {"ix_facilities_owner_subject_id": ["owner_subject_id"]}),
-    "master_events": ([
-        col("event_id", S), col("event_type", S), col("entity_id", S), col("occurred_at", S), *source(),
-    ], ["event_id"], {"ix_master_events_entity_id": ["entity_id"]}),
     "sink_offsets": ([col("topic", S), col("partition", I), col("next_offset", BI)], ["topic", "partition"], {}),
     "sink_rejects": ([
         col("topic", S), col("partition", I), col("offset", BI), null("key", T), col("reason", T),

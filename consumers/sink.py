@@ -1,0 +1,626 @@
+"""The sink: ``ocop.records``, ``ocop.alerts``, ``ocop.stamps``, ``ocop.events.scans`` and ``ocop.events.master``
+→ the SQL read side (:mod:`consumers.store`), exactly once.
+
+Exactly once into SQL: the sink keeps its Kafka positions in the database (``sink_offsets``) and writes them in the
+same transaction as the rows a batch produced. No consumer group, no Kafka commits: every partition of the five
+topics is assigned manually and positioned from ``sink_offsets`` (the beginning when there is no row yet). If
+anything fails (the database goes away, a commit is lost), the transaction rolls back and the sink re-positions
+from the database, so the batch is polled again: never lost, never applied twice.
+
+On top of that every upsert is idempotent by key and version, so a replay (offsets reset) converges to the same
+rows:
+
+* a lot record applies only if its ``(partition, offset)`` is newer than the stored one; it replaces the lot's
+  steps, lineage edges (both ends: its parents and its children) and origins;
+* an alert is upserted by ``alert_id``, newer offset wins (``open`` → ``resolved``);
+* stamp ranges (facts) and scans are inserted once by id;
+* master data (subject, area, product, facility) keeps the latest change by ``(occurred_at UTC, event_id)``, the
+  same order the workers' master view uses; ratings append to the product's history by ``event_id``.
+  Master events come from the raw ``ocop.events.master`` topic and are validated here exactly as the validate
+  agent does: invalid ones are skipped (the agent routes them to ``ocop.dlq``).
+
+Messages the sink cannot apply (undecodable, or refused by the database) go to ``sink_rejects`` with the reason:
+the batch still commits, nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import and_, delete, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from consumers.store import (
+    ALERTS,
+    AREAS,
+    EDGES,
+    FACILITIES,
+    LOTS,
+    ORIGINS,
+    PRODUCTS,
+    RATINGS,
+    SCANS,
+    SINK_OFFSETS,
+    SINK_REJECTS,
+    STAMPS,
+    STEPS,
+    SUBJECTS,
+    Store,
+    dumps,
+    parse_instant,
+)
+from schemas import codec, topics
+from schemas.codec import CodecError
+from schemas.events import MASTER_TYPES, decode_event, validate_event
+from schemas.validation import Invalid
+
+log = logging.getLogger("ocop.sink")
+
+SOURCES: tuple[topics.TopicSpec, ...] = (topics.RECORDS, topics.ALERTS, topics.STAMPS, topics.SCANS, topics.MASTER)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pure row builders: decoded value -> rows
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def record_rows(rec: dict) -> dict[str, Any]:
+    """A ``LotRecord`` → ``{"lot": row, "steps": [...], "edges": [(parent, child)], "origins": [...]}``."""
+    lot = rec["lot"]
+    product = rec.get("product") or {}
+    rating = rec.get("rating") or {}
+    packaging = rec.get("packaging") or {}
+    recall = rec.get("recall") or {}
+    steps = []
+    for seq, s in enumerate(rec.get("steps") or []):
+        q = s.get("quantity") or {}
+        steps.append({
+            "lot": lot, "seq": seq, "event_id": s["event_id"], "event_type": s["event_type"],
+            "occurred_at": s["occurred_at"], "occurred_utc": parse_instant(s["occurred_at"]),
+            "facility": s.get("facility"), "subject_id": s.get("subject_id"), "actor_user": s.get("user"),
+            "quantity": q.get("value"), "unit": q.get("unit"), "units": s.get("units"),
+            "detail": s.get("detail") or "", "voided": bool(s.get("voided")),
+        })
+    times = [s["occurred_utc"] for s in steps if s["occurred_utc"] is not None]
+    row = {
+        "lot": lot,
+        "subject_id": rec.get("subject_id"),
+        "gtin": product.get("gtin") or packaging.get("gtin"),
+        "product_name_vi": product.get("name_vi"),
+        "product_name_en": product.get("name_en"),
+        "ocop_group": product.get("ocop_group"),
+        "product_owner": product.get("owner_subject_id"),
+        "rating_stars": rating.get("stars"),
+        "rating_score": rating.get("score"),
+        "rating_level": rating.get("level"),
+        "rating_decision_no": rating.get("decision_no"),
+        "rating_decision_date": rating.get("decision_date"),
+        "rating_valid_from": rating.get("valid_from"),
+        "rating_valid_to": rating.get("valid_to"),
+        "status": rec["status"],
+        "production_date": packaging.get("production_date"),
+        "expiry_date": packaging.get("expiry_date"),
+        "units_packaged": rec.get("units_packaged") or 0,
+        "units_shipped": rec.get("units_shipped") or 0,
+        "units_sold": rec.get("units_sold") or 0,
+        "recall_reason": recall.get("reason"),
+        "recall_event_id": recall.get("event_id"),
+        "recall_scope": recall.get("scope"),
+        "recall_target": recall.get("target"),
+        "chain_head": rec.get("chain_head") or "",
+        "chain_length": rec.get("chain_length") or 0,
+        "event_count": rec.get("event_count") or 0,
+        "record": dumps(rec),
+        "first_event_at": min(times) if times else None,
+        "last_event_at": max(times) if times else None,
+    }
+    edges = sorted({(p, lot) for p in rec.get("parents") or [] if p != lot}
+                   | {(lot, c) for c in rec.get("children") or [] if c != lot})
+    origins = sorted({(o["area_code"], o["harvest_lot"]) for o in rec.get("origins") or []})
+    return {
+        "lot": row,
+        "steps": steps,
+        "edges": [{"parent_lot": p, "child_lot": c} for p, c in edges],
+        "origins": [{"lot": lot, "area_code": a, "harvest_lot": h} for a, h in origins],
+    }
+
+
+def alert_row(a: dict) -> dict:
+    return {"alert_id": a["alert_id"], "rule": a["rule"], "severity": a["severity"], "lot": a.get("lot"),
+            "serial": a.get("serial"), "event_id": a.get("event_id"), "detail": a["detail"],
+            "raised_at": a["raised_at"], "raised_utc": parse_instant(a["raised_at"]), "state": a.get("state") or "open"}
+
+
+def stamp_row(r: dict) -> dict:
+    return {"range_id": r["range_id"], "lot": r["lot"], "gtin": r["gtin"], "key_id": r["key_id"],
+            "first_index": r["first_index"], "count": r["count"], "issued_at": r["issued_at"],
+            "issued_utc": parse_instant(r["issued_at"]), "request_id": r.get("request_id")}
+
+
+def scan_row(s: dict) -> dict:
+    loc = s.get("location") or {}
+    return {"scan_id": s["scan_id"], "serial": s["serial"], "gtin": s["gtin"], "lot": s["lot"],
+            "scanned_at": s["scanned_at"], "scanned_utc": parse_instant(s["scanned_at"]), "region": s.get("region"),
+            "lat": loc.get("lat"), "lon": loc.get("lon"), "client_hash": s["client_hash"], "verdict": s["verdict"]}
+
+
+def master_row(ev: dict) -> tuple[str, dict]:
+    """A master-data event → ``(table name, row)``. The row carries the event's id and time (its version)."""
+    t, p = ev["event_type"], ev["payload"]
+    meta = {"event_id": ev["event_id"], "occurred_at": ev["occurred_at"],
+            "occurred_utc": parse_instant(ev["occurred_at"])}
+    if t == "subject":
+        return "subjects", {"subject_id": p["subject_id"], "name": p["name"], "kind": p["kind"],
+                            "tax_id": p.get("tax_id"), "province_code": p["province_code"],
+                            "commune_code": p.get("commune_code"), "address": p.get("address") or "",
+                            "contact": p.get("contact"), **meta}
+    if t == "area":
+        return "areas", {"area_code": p["area_code"], "owner_subject_id": p["owner_subject_id"],
+                         "name": p.get("name") or "", "crops": list(p["crops"]), "area_ha": p["area_ha"],
+                         "location": [{"lat": g["lat"], "lon": g["lon"]} for g in p["location"]],
+                         "certifications": [dict(c) for c in p.get("certifications") or []],
+                         "valid_from": p["valid_from"], "valid_to": p.get("valid_to"),
+                         "revoked": bool(p.get("revoked")), **meta}
+    if t == "product":
+        return "products", {"gtin": p["gtin"], "owner_subject_id": p["owner_subject_id"], "name_vi": p["name_vi"],
+                            "name_en": p.get("name_en") or "", "ocop_group": p["ocop_group"],
+                            "net_content": p.get("net_content"), "shelf_life_days": p.get("shelf_life_days"), **meta}
+    if t == "rating":
+        return "ratings", {"gtin": p["gtin"], "action": p["action"], "stars": p["stars"], "score": p["score"],
+                           "level": p["level"], "decision_no": p["decision_no"], "decision_date": p["decision_date"],
+                           "valid_from": p["valid_from"], "valid_to": p["valid_to"], **meta}
+    if t == "facility":
+        loc = p.get("location") or {}
+        return "facilities", {"facility_id": p["facility_id"], "owner_subject_id": p["owner_subject_id"],
+                              "name": p["name"], "kind": p.get("kind") or "other", "address": p.get("address") or "",
+                              "lat": loc.get("lat"), "lon": loc.get("lon"), **meta}
+    raise ValueError(f"{t!r} is not a master-data event")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# apply: rows -> idempotent upserts in the caller's transaction
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _insert(conn: Connection, table: Any):
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _newer_offset(table: Any, excluded: Any):
+    return or_(table.c.source_partition != excluded.source_partition,
+               table.c.source_offset < excluded.source_offset)
+
+
+def _upsert(conn: Connection, table: Any, row: dict, keys: list[str], where: Callable[[Any], Any] | None) -> bool:
+    stmt = _insert(conn, table).values(row)
+    stmt = stmt.on_conflict_do_update(index_elements=keys,
+                                      set_={k: stmt.excluded[k] for k in row if k not in keys},
+                                      where=where(stmt.excluded) if where is not None else None)
+    return _rowcount(conn, stmt) > 0
+
+
+def _rowcount(conn: Connection, stmt: Any) -> int:
+    """Rows an INSERT .. ON CONFLICT changed (SQLAlchemy reports an INSERT's rowcount only when asked to)."""
+    return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+
+
+def _insert_new(conn: Connection, table: Any, rows: list[dict]) -> int:
+    if not rows:
+        return 0
+    stmt = _insert(conn, table).on_conflict_do_nothing()
+    if len(rows) == 1:
+        return max(_rowcount(conn, stmt.values(rows[0])), 0)
+    conn.execute(stmt, rows)
+    return len(rows)
+
+
+def apply_record(conn: Connection, rec: dict, partition: int, offset: int) -> bool:
+    """Upsert a lot record if ``(partition, offset)`` is newer than the stored version; replace its child rows.
+    Returns False for an older or repeated version (nothing changes)."""
+    rows = record_rows(rec)
+    lot = rec["lot"]
+    row = dict(rows["lot"], source_partition=partition, source_offset=offset)
+    if not _upsert(conn, LOTS, row, ["lot"], lambda ex: _newer_offset(LOTS, ex)):
+        return False
+    conn.execute(delete(STEPS).where(STEPS.c.lot == lot))
+    conn.execute(delete(ORIGINS).where(ORIGINS.c.lot == lot))
+    conn.execute(delete(EDGES).where(or_(EDGES.c.child_lot == lot, EDGES.c.parent_lot == lot)))
+    if rows["steps"]:
+        conn.execute(_insert(conn, STEPS), rows["steps"])
+    _insert_new(conn, ORIGINS, rows["origins"])
+    _insert_new(conn, EDGES, rows["edges"])
+    return True
+
+
+def delete_record(conn: Connection, lot: str, partition: int, offset: int) -> bool:
+    """A tombstone on the compacted topic: forget the lot (if the tombstone is newer than the stored record)."""
+    res = conn.execute(delete(LOTS).where(LOTS.c.lot == lot, _newer_offset_values(partition, offset)))
+    if res.rowcount <= 0:
+        return False
+    conn.execute(delete(STEPS).where(STEPS.c.lot == lot))
+    conn.execute(delete(ORIGINS).where(ORIGINS.c.lot == lot))
+    conn.execute(delete(EDGES).where(or_(EDGES.c.child_lot == lot, EDGES.c.parent_lot == lot)))
+    return True
+
+
+def _newer_offset_values(partition: int, offset: int):
+    return or_(LOTS.c.source_partition != partition, LOTS.c.source_offset < offset)
+
+
+def apply_alert(conn: Connection, alert: dict, partition: int, offset: int) -> bool:
+    row = dict(alert_row(alert), source_partition=partition, source_offset=offset)
+    return _upsert(conn, ALERTS, row, ["alert_id"], lambda ex: _newer_offset(ALERTS, ex))
+
+
+def apply_stamp_range(conn: Connection, rng: dict) -> bool:
+    return _insert_new(conn, STAMPS, [stamp_row(rng)]) > 0
+
+
+def apply_scan(conn: Connection, scan: dict) -> bool:
+    return _insert_new(conn, SCANS, [scan_row(scan)]) > 0
+
+
+_MASTER_TABLES = {"subjects": (SUBJECTS, "subject_id"), "areas": (AREAS, "area_code"),
+                  "products": (PRODUCTS, "gtin"), "facilities": (FACILITIES, "facility_id")}
+
+
+def apply_master(conn: Connection, ev: dict, partition: int, offset: int) -> bool:
+    """Apply a (valid) master-data event. Entities: the latest by (occurred_at, event_id) wins, so any consumption
+    order gives the same row; ratings: appended to the history once per event id."""
+    name, row = master_row(ev)
+    row = dict(row, source_partition=partition, source_offset=offset)
+    if name == "ratings":
+        return _insert_new(conn, RATINGS, [row]) > 0
+    table, key = _MASTER_TABLES[name]
+
+    def newer(ex: Any) -> Any:
+        return or_(table.c.occurred_utc < ex.occurred_utc,
+                   and_(table.c.occurred_utc == ex.occurred_utc, table.c.event_id < ex.event_id))
+
+    return _upsert(conn, table, row, [key], newer)
+
+
+def set_offsets(conn: Connection, offsets: dict[tuple[str, int], int]) -> None:
+    """Record the sink's next positions (in the caller's transaction, with the rows)."""
+    for (topic, partition), nxt in sorted(offsets.items()):
+        _upsert(conn, SINK_OFFSETS, {"topic": topic, "partition": partition, "next_offset": nxt},
+                ["topic", "partition"], None)
+
+
+def reject(conn: Connection, topic: str, partition: int, offset: int, key: bytes | None, reason: str) -> None:
+    log.error("sink: rejected %s[%d]@%d: %s", topic, partition, offset, reason)
+    _upsert(conn, SINK_REJECTS, {"topic": topic, "partition": partition, "offset": offset,
+                                 "key": _key_text(key), "reason": reason[:2000]},
+            ["topic", "partition", "offset"], None)
+
+
+def _key_text(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    return key.decode("utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# messages and batches
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed message (independent of the Kafka client)."""
+
+    topic: str  # the full topic name (with prefix)
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Stats:
+    applied: int = 0  # changed rows
+    unchanged: int = 0  # older version, duplicate, superseded in the batch
+    invalid: int = 0  # invalid master events (the validate agent sends them to the DLQ)
+    rejected: int = 0  # undecodable or refused by the database: in sink_rejects
+    batches: int = 0
+    messages: int = 0
+    retries: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "Stats") -> None:
+        for k in ("applied", "unchanged", "invalid", "rejected", "batches", "messages", "retries"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        for k, v in other.by_topic.items():
+            self.by_topic[k] = self.by_topic.get(k, 0) + v
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("applied", "unchanged", "invalid", "rejected", "batches",
+                                              "messages", "retries")} | {"by_topic": dict(self.by_topic)}
+
+
+def _transient(e: BaseException) -> bool:
+    """A database failure worth retrying the whole batch for (connection lost, locked, serialization...)."""
+    return isinstance(e, (OperationalError, InterfaceError)) or bool(getattr(e, "connection_invalidated", False))
+
+
+class Applier:
+    """Applies batches of :class:`Message` to a :class:`Store` in one transaction each, with the offsets."""
+
+    def __init__(self, store: Store, prefix: str = ""):
+        self.store = store
+        self.kinds = {spec.full(prefix): spec.name for spec in SOURCES}
+        self._record = codec.codec(codec.LOT_RECORD)
+        self._alert = codec.codec(codec.ALERT)
+        self._stamp = codec.codec(codec.STAMP_RANGE)
+        self._scan = codec.codec(codec.SCAN)
+
+    def apply_batch(self, messages: list[Message]) -> Stats:
+        """Apply a batch and its offsets atomically. A transient database error propagates (nothing written);
+        any other failure retries the batch message by message (savepoints) and rejects the culprit."""
+        try:
+            return self._apply(messages, careful=False)
+        except Exception as e:  # noqa: BLE001 - classified below
+            if _transient(e):
+                raise
+            log.warning("sink: batch failed (%s: %s); retrying message by message", type(e).__name__, e)
+            return self._apply(messages, careful=True)
+
+    def _apply(self, messages: list[Message], *, careful: bool) -> Stats:
+        stats = Stats(batches=1, messages=len(messages))
+        latest = self._latest_records(messages)
+        offsets: dict[tuple[str, int], int] = {}
+        with self.store.write() as conn:
+            for m in messages:
+                offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), 0), m.offset + 1)
+                kind = self.kinds.get(m.topic)
+                stats.by_topic[kind or m.topic] = stats.by_topic.get(kind or m.topic, 0) + 1
+                if kind == topics.RECORDS.name and m.key is not None and latest[(m.topic, m.key)] != m.offset:
+                    stats.unchanged += 1  # a later version of the same lot is in this batch
+                    continue
+                if not careful:
+                    self._count(stats, self._one(conn, kind, m))
+                    continue
+                sp = conn.begin_nested()
+                try:
+                    outcome = self._one(conn, kind, m)
+                    sp.commit()
+                except Exception as e:  # noqa: BLE001
+                    if _transient(e):
+                        raise
+                    sp.rollback()
+                    reject(conn, m.topic, m.partition, m.offset, m.key, f"database: {type(e).__name__}: {e}")
+                    outcome = "rejected"
+                self._count(stats, outcome)
+            set_offsets(conn, offsets)
+        return stats
+
+    @staticmethod
+    def _latest_records(messages: Iterable[Message]) -> dict[tuple[str, bytes | None], int]:
+        latest: dict[tuple[str, bytes | None], int] = {}
+        for m in messages:
+            if m.key is not None:
+                k = (m.topic, m.key)
+                latest[k] = max(latest.get(k, -1), m.offset)
+        return latest
+
+    @staticmethod
+    def _count(stats: Stats, outcome: str) -> None:
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+
+    def _one(self, conn: Connection, kind: str | None, m: Message) -> str:
+        """Apply one message; returns ``applied``, ``unchanged``, ``invalid`` or ``rejected``."""
+        if kind is None:
+            reject(conn, m.topic, m.partition, m.offset, m.key, "not a topic the sink reads")
+            return "rejected"
+        if kind == topics.RECORDS.name and m.value is None:
+            if m.key is None:
+                return "unchanged"
+            return "applied" if delete_record(conn, m.key.decode("utf-8"), m.partition, m.offset) else "unchanged"
+        try:
+            if kind == topics.RECORDS.name:
+                value = self._record.decode(m.value)
+            elif kind == topics.ALERTS.name:
+                value = self._alert.decode(m.value)
+            elif kind == topics.STAMPS.name:
+                value = self._stamp.decode(m.value)
+            elif kind == topics.SCANS.name:
+                value = self._scan.decode(m.value)
+            else:
+                value = decode_event(m.value)
+        except CodecError as e:
+            reject(conn, m.topic, m.partition, m.offset, m.key, f"{e.kind}: {e.reason}")
+            return "rejected"
+        if kind == topics.RECORDS.name:
+            changed = apply_record(conn, value, m.partition, m.offset)
+        elif kind == topics.ALERTS.name:
+            changed = apply_alert(conn, value, m.partition, m.offset)
+        elif kind == topics.STAMPS.name:
+            changed = apply_stamp_range(conn, value)
+        elif kind == topics.SCANS.name:
+            changed = apply_scan(conn, value)
+        else:
+            if value.get("event_type") not in MASTER_TYPES:
+                return "invalid"
+            try:
+                validate_event(value)
+            except Invalid as e:
+                log.info("sink: skipping invalid master event %s[%d]@%d: %s", m.topic, m.partition, m.offset, e)
+                return "invalid"
+            changed = apply_master(conn, value, m.partition, m.offset)
+        return "applied" if changed else "unchanged"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the Kafka side
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Backoff:
+    def __init__(self, first: float = 0.2, cap: float = 30.0):
+        self.first, self.cap, self.n = first, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * (2 ** self.n))
+        self.n += 1
+        return delay * (0.5 + random.random() / 2)
+
+    def reset(self) -> None:
+        self.n = 0
+
+
+class Sink:
+    """Consume the read side's topics into the database. One sink per database (it owns ``sink_offsets``)."""
+
+    def __init__(self, store: Store, *, bootstrap: str, prefix: str = "", batch_size: int = 500,
+                 poll_timeout_ms: int = 500, refresh_s: float = 30.0, client_id: str = "ocop-trace-sink",
+                 consumer_config: dict | None = None):
+        self.store = store
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.poll_timeout_ms = poll_timeout_ms
+        self.refresh_s = refresh_s
+        self.applier = Applier(store, prefix)
+        self.topics = [spec.full(prefix) for spec in SOURCES]
+        self.stats = Stats()
+        self._client_id = client_id
+        self._consumer_config = consumer_config or {}
+        self._consumer = None
+        self._assigned: list = []
+        self._resync = True
+        self._last_refresh = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Any, store: Store | None = None, **kw: Any) -> "Sink":
+        return cls(store or Store(settings.sqlalchemy_url), bootstrap=settings.bootstrap_servers,
+                   prefix=settings.topic_prefix, **kw)
+
+    # --- consumer ----------------------------------------------------------------------------------------------
+    @property
+    def consumer(self):
+        if self._consumer is None:
+            from kafka import KafkaConsumer
+
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id=self._client_id,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                max_poll_records=self.batch_size,
+                **self._consumer_config,
+            )
+        return self._consumer
+
+    def _refresh_assignment(self) -> None:
+        """Assign every partition of the five topics (picks up partitions added later)."""
+        from kafka import TopicPartition
+
+        tps = []
+        for name in self.topics:
+            parts = self.consumer.partitions_for_topic(name)
+            if not parts:
+                log.warning("sink: topic %s has no partitions (not created yet?)", name)
+            tps.extend(TopicPartition(name, p) for p in sorted(parts))
+        if set(tps) != set(self._assigned):
+            new = set(tps) - set(self._assigned)
+            self.consumer.assign(tps)
+            self._assigned = tps
+            self._resync = True
+            if new:
+                log.info("sink: assigned %d partitions (%d new)", len(tps), len(new))
+        self._last_refresh = time.monotonic()
+
+    def _seek_from_db(self) -> None:
+        stored = self.store.sink_offsets()
+        for tp in self._assigned:
+            nxt = stored.get((tp.topic, tp.partition))
+            if nxt is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, nxt)
+        self._resync = False
+
+    # --- loop --------------------------------------------------------------------------------------------------
+    def step(self) -> int:
+        """Poll one batch and apply it. Returns the number of messages. Raises on a database or Kafka failure
+        (after which the next step re-positions from the database)."""
+        if not self._assigned or time.monotonic() - self._last_refresh > self.refresh_s:
+            self._refresh_assignment()
+        if self._resync:
+            self._seek_from_db()
+        polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+        messages = [Message(r.topic, r.partition, r.offset, r.key, r.value)
+                    for tp in sorted(polled, key=lambda tp: (tp.topic, tp.partition)) for r in polled[tp]]
+        if not messages:
+            return 0
+        try:
+            st = self.applier.apply_batch(messages)
+        except BaseException:
+            self._resync = True  # the transaction rolled back: poll the batch again from the DB's offsets
+            raise
+        self.stats.add(st)
+        return len(messages)
+
+    def _caught_up(self) -> bool:
+        if not self._assigned or self._resync:
+            return False
+        ends = self.consumer.end_offsets(self._assigned)
+        return all(self.consumer.position(tp) >= ends[tp] for tp in self._assigned)
+
+    def run(self, stop_event: threading.Event | None = None) -> Stats:
+        """Run until ``stop_event`` is set. Failures are retried with backoff; nothing is lost or doubled."""
+        stop = stop_event or threading.Event()
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                self.step()
+                backoff.reset()
+            except Exception as e:  # noqa: BLE001 - a broken database or broker: wait and retry
+                self._resync = True
+                self.stats.retries += 1
+                delay = backoff.next()
+                log.warning("sink: %s: %s; retrying in %.1fs", type(e).__name__, e, delay)
+                stop.wait(delay)
+        return self.stats
+
+    def run_until_idle(self, timeout: float = 60.0) -> Stats:
+        """Apply everything there is, then return (tests, one-shot catch-up). Raises ``TimeoutError`` if the
+        topics are not drained within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        backoff = Backoff(cap=2.0)
+        while True:
+            try:
+                n = self.step()
+                backoff.reset()
+                if n == 0 and self._caught_up():
+                    return self.stats
+            except Exception as e:  # noqa: BLE001
+                self._resync = True
+                self.stats.retries += 1
+                delay = backoff.next()
+                log.warning("sink: %s: %s; retrying in %.1fs", type(e).__name__, e, delay)
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sink not idle after {timeout}s ({self.stats.as_dict()})")
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+            self._assigned = []
+
+
+__all__ = [
+    "Applier", "Message", "Sink", "Stats", "SOURCES", "alert_row", "apply_alert", "apply_master", "apply_record",
+    "apply_scan", "apply_stamp_range", "delete_record", "master_row", "record_rows", "scan_row", "set_offsets",
+    "stamp_row",
+]
