@@ -369,11 +369,8 @@ SINK_OFFSETS, SINK_REJECTS = T["sink_offsets"], T["sink_rejects"]
 
 
 def _row(r: Any) -> dict:
-    return dict(r._mapping)
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt else None
+    """A result row as a JSON-able dict (instants as ISO 8601 UTC text)."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r._mapping.items()}
 
 
 def _as_instant(x: datetime | date | str) -> datetime:
@@ -496,10 +493,6 @@ class Store:
             stamps = [_row(x) for x in c.execute(select(STAMPS).where(STAMPS.c.lot == lot)
                                                  .order_by(STAMPS.c.first_index, STAMPS.c.range_id))]
             alerts = self._alerts(c, lot=lot)
-        for x in [*stamps]:
-            x["issued_utc"] = _iso(x["issued_utc"])
-        r["first_event_at"] = _iso(r["first_event_at"])
-        r["last_event_at"] = _iso(r["last_event_at"])
         return {
             **r,
             "record": record,
@@ -532,11 +525,7 @@ class Store:
         if limit is not None:
             q = q.limit(limit)
         with self.read() as c:
-            rows = [_row(r) for r in c.execute(q)]
-        for r in rows:
-            r["first_event_at"] = _iso(r["first_event_at"])
-            r["last_event_at"] = _iso(r["last_event_at"])
-        return rows
+            return [_row(r) for r in c.execute(q)]
 
     def lots_by_subject(self, subject_id: str, *, limit: int | None = None, offset: int = 0) -> list[dict]:
         """Lots recorded for a subject (the record's subject, or the owner of its product)."""
@@ -575,10 +564,7 @@ class Store:
 
     def steps(self, lot: str) -> list[dict]:
         with self.read() as c:
-            rows = [_row(r) for r in c.execute(select(STEPS).where(STEPS.c.lot == lot).order_by(STEPS.c.seq))]
-        for r in rows:
-            r["occurred_utc"] = _iso(r["occurred_utc"])
-        return rows
+            return [_row(r) for r in c.execute(select(STEPS).where(STEPS.c.lot == lot).order_by(STEPS.c.seq))]
 
     # --- lineage -----------------------------------------------------------------------------------------------
     def lineage(self, lot: str, max_depth: int = 64) -> dict:
@@ -638,19 +624,12 @@ class Store:
              .order_by(STAMPS.c.first_index, STAMPS.c.range_id).limit(1))
         with self.read() as c:
             row = c.execute(q).first()
-        if row is None:
-            return None
-        r = _row(row)
-        r["issued_utc"] = _iso(r["issued_utc"])
-        return r
+        return _row(row) if row is not None else None
 
     def stamp_ranges(self, lot: str) -> list[dict]:
         with self.read() as c:
-            rows = [_row(r) for r in c.execute(select(STAMPS).where(STAMPS.c.lot == lot)
+            return [_row(r) for r in c.execute(select(STAMPS).where(STAMPS.c.lot == lot)
                                                .order_by(STAMPS.c.first_index, STAMPS.c.range_id))]
-        for r in rows:
-            r["issued_utc"] = _iso(r["issued_utc"])
-        return rows
 
     def scan_stats(self, serial: str) -> dict:
         """How often a serial was scanned: ``{count, first_scan_at, last_scan_at, regions}`` (times as recorded)."""
@@ -685,10 +664,7 @@ class Store:
         q = select(ALERTS).where(or_(*conds))
         if state is not None:
             q = q.where(ALERTS.c.state == state)
-        rows = [_row(r) for r in c.execute(q.order_by(ALERTS.c.raised_utc, ALERTS.c.alert_id))]
-        for r in rows:
-            r["raised_utc"] = _iso(r["raised_utc"])
-        return rows
+        return [_row(r) for r in c.execute(q.order_by(ALERTS.c.raised_utc, ALERTS.c.alert_id))]
 
     def serial_flagged(self, serial: str) -> bool:
         """True if the serial has an open ``suspicious_copy`` alert."""

@@ -68,3 +68,9 @@ def worker(
     if web_port is not None:
         s = s.model_copy(update={"worker_web_port": web_port})
     run_worker(s, loglevel=loglevel)
+
+
+# --- read side: db upgrade, sink, lot show — consumers/cli.py --------------------------------------------------
+from consumers.cli import register as _register_read_side  # noqa: E402
+
+_register_read_side(app)
