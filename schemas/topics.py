@@ -16,7 +16,7 @@ DAY_MS = 24 * 3600 * 1000
 class TopicSpec:
     name: str
     key: str
-    value: str  # top-level Avro schema full name
+    value: str  # top-level Avro schema full name ("json" for the internal inbox)
     cleanup: str = "delete"  # "delete" | "compact"
     retention_ms: int = -1  # -1: kept forever
     partitions: int | None = None  # None: the settings' default
@@ -53,8 +53,12 @@ DLQ = TopicSpec("ocop.dlq", "original key", codec.DLQ_ENTRY,
 CHECKPOINTS = TopicSpec("ocop.audit.checkpoints", "checkpoint id", codec.CHECKPOINT, partitions=1,
                         doc="Signed checkpoints of every hash-chain head.")
 
+LOT_INBOX = TopicSpec("ocop.internal.lot-inbox", "lot id", "json",
+                      doc="Internal to the lots agent: each lot's events, lineage updates from its parents, stamp "
+                          "ranges, and master data broadcast to every partition (JSON).")
+
 CATALOG: tuple[TopicSpec, ...] = (MASTER, SUPPLY, ACCEPTED, SCANS, RECORDS, STAMPS, STAMP_REQUESTS, ALERTS, DLQ,
-                                  CHECKPOINTS)
+                                  CHECKPOINTS, LOT_INBOX)
 INPUTS: tuple[TopicSpec, ...] = (MASTER, SUPPLY)
 
 

@@ -13,8 +13,6 @@ import faust
 from ocop_trace.config import Settings
 from schemas import topics
 
-INBOX = "ocop.internal.lot-inbox"  # internal: events, lineage updates and master data, keyed by lot
-
 
 @dataclass
 class Topics:
@@ -24,7 +22,7 @@ class Topics:
     settings: Settings
 
     def __getitem__(self, spec: topics.TopicSpec) -> faust.TopicT:
-        return self.raw(spec.full(self.settings.topic_prefix), spec.partitions or self.settings.partitions)
+        return self.raw(spec.full(self.settings.topic_prefix), partitions=spec.partitions or self.settings.partitions)
 
     def raw(self, *names: str, partitions: int | None = None) -> faust.TopicT:
         return self.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -32,7 +30,7 @@ class Topics:
 
     @property
     def inbox(self) -> faust.TopicT:
-        return self.raw(f"{self.settings.topic_prefix}{INBOX}")
+        return self[topics.LOT_INBOX]
 
 
 def json_table(app: faust.App, name: str, partitions: int) -> faust.Table:
@@ -42,6 +40,7 @@ def json_table(app: faust.App, name: str, partitions: int) -> faust.Table:
 
 
 def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lots", "stamps", "scans")) -> faust.App:
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -77,5 +76,5 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lo
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Run a worker until SIGINT/SIGTERM (``ocop-trace worker``)."""
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, web_port=settings.worker_web_port)
+    worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()
