@@ -738,3 +738,23 @@ __all__ = [
     "LOTS", "STEPS", "EDGES", "ORIGINS", "STAMPS", "ALERTS", "SCANS", "SUBJECTS", "AREAS", "PRODUCTS", "RATINGS",
     "FACILITIES", "SINK_OFFSETS", "SINK_REJECTS",
 ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scan service (consumers/web) additions — added by the scan-service work (issue 7), kept apart from the Store class
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def stamp_ranges_for_index(store: Store, gtin: str, index: int, *, limit: int = 16) -> list[dict]:
+    """Issued stamp ranges of product ``gtin`` (any lot) that contain serial ``index``, oldest lot first.
+
+    For the short Digital Link ``/01/{gtin}/21/{serial}``: the serial carries its index but not its lot, so the scan
+    service tries the lots of these ranges one by one (the tag is keyed by GTIN and lot)."""
+    q = (select(STAMPS).where(STAMPS.c.gtin.in_(gtin_variants(gtin)), STAMPS.c.first_index <= index,
+                              STAMPS.c.first_index + STAMPS.c.count > index)
+         .order_by(STAMPS.c.issued_utc, STAMPS.c.lot, STAMPS.c.range_id).limit(limit))
+    with store.read() as c:
+        rows = [_row(r) for r in c.execute(q)]
+    for r in rows:
+        r["issued_utc"] = _iso(r["issued_utc"])
+    return rows
