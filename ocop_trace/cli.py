@@ -11,6 +11,11 @@ def main() -> None:  # pragma: no cover
     app()
 
 
+from ocop_trace.broker import broker_app  # noqa: E402
+
+app.add_typer(broker_app, name="broker")
+
+
 # --- intake: register, intake (+ scanner station), generate — producers/cli.py -------------------------------
 from producers.cli import generate_command, intake_app, register_app  # noqa: E402
 
@@ -74,3 +79,7 @@ def worker(
 from consumers.cli import register as _register_read_side  # noqa: E402
 
 _register_read_side(app)
+
+
+if __name__ == "__main__":  # python -m ocop_trace.cli
+    app()

@@ -18,7 +18,7 @@ import hashlib
 from typing import Iterable
 
 from schemas.events import canonical_json, chain_next, event_key, lots_touched
-from streams import rules
+from streams import rules, stamping
 from streams.master import MasterState, MasterView, order_key, recall_order, recall_ref
 
 STEP_DETAIL = {
@@ -217,10 +217,14 @@ def _step(ev: dict, voided: bool) -> dict:
 class Projection:
     """Fold a log of accepted events (in log order) into records, exactly as the workers do, in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, stamp_key_id: str | None = None) -> None:
+        """``stamp_key_id``: also issue the stamp ranges that package events ask for, as the stamps agent does."""
         self.master = MasterState()
         self.states: dict[str, dict] = {}
         self.records: dict[str, dict] = {}
+        self.stamp_key_id = stamp_key_id
+        self.stamp_states: dict[str, dict] = {}
+        self.stamp_ranges: list[dict] = []
 
     def state(self, lot: str) -> dict:
         st = self.states.get(lot)
@@ -232,6 +236,12 @@ class Projection:
         self.master.apply(ev)
         for lot in lots_touched(ev):
             apply_event(self.state(lot), ev)
+        if self.stamp_key_id and ev["event_type"] == "package":
+            lot = ev["payload"]["lot"]
+            sst = self.stamp_states.setdefault(lot, stamping.new_state())
+            for rng in stamping.on_package(sst, ev, self.stamp_key_id):
+                self.stamp_ranges.append(rng)
+                self.add_stamp_range(rng)
 
     def add_stamp_range(self, rng: dict) -> None:
         apply_stamp_range(self.state(rng["lot"]), rng)
@@ -255,8 +265,8 @@ class Projection:
         return self.records
 
 
-def project(events: Iterable[dict], stamp_ranges: Iterable[dict] = ()) -> dict[str, dict]:
-    proj = Projection()
+def project(events: Iterable[dict], stamp_ranges: Iterable[dict] = (), stamp_key_id: str | None = None) -> dict[str, dict]:
+    proj = Projection(stamp_key_id)
     for ev in events:
         proj.add(ev)
     for rng in stamp_ranges:

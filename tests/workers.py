@@ -1,0 +1,68 @@
+"""Real faust workers as subprocesses (`ocop-trace worker`), for the pipeline tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Worker:
+    def __init__(self, bootstrap: str, prefix: str, data_dir: Path, log: Path, **env):
+        self.port = free_port()
+        self.log = log
+        self.env = dict(os.environ, OCOP_BOOTSTRAP=bootstrap, OCOP_TOPIC_PREFIX=prefix, OCOP_DATA_DIR=str(data_dir),
+                        OCOP_WORKER_WEB_PORT=str(self.port), PYTHONUNBUFFERED="1",
+                        **{k: str(v) for k, v in env.items()})
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Worker":
+        self.proc = subprocess.Popen([sys.executable, "-m", "ocop_trace.cli", "worker", "--loglevel", "info"],
+                                     cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Ready = its web server answers and the log says the worker is ready (partitions assigned, recovered)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}: {self.tail()}")
+            if b"Worker]: Ready" in self.log.read_bytes():
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready within {timeout}s: {self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no final commit."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def tail(self, n: int = 3000) -> str:
+        return self.log.read_bytes()[-n:].decode("utf-8", "replace")
