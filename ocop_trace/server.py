@@ -1,0 +1,105 @@
+"""The web process: ``create_app(settings)`` composes the HTTP intake API (and the scan web when present) into one
+FastAPI app; ``ocop-trace serve`` runs it with uvicorn.
+
+* ``/api/v1/...``, ``/epcis/...`` — the intake API (:mod:`producers.api`), behind per-subject tokens;
+* ``/healthz`` — liveness (does not need Kafka: the producer is created on the first event);
+* ``/docs``, ``/openapi.json`` — the OpenAPI docs, request bodies generated from the Avro schemas;
+* the scan web (``consumers.web.app.scan_router(settings)``), included when that module exists.
+
+Every request body is limited to ``settings.max_body_bytes`` (413) by :class:`producers.api.BodyLimitMiddleware`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import typer
+from fastapi import FastAPI
+
+from ocop_trace.config import Settings, get_settings
+from producers.api import BodyLimitMiddleware, LazyProducer, install_error_handlers, intake_router
+
+log = logging.getLogger("ocop.server")
+
+
+def _scan_router(settings: Settings) -> Any | None:
+    """``consumers.web.app.scan_router(settings)`` if the scan web is installed, else None."""
+    try:
+        module = importlib.import_module("consumers.web.app")
+    except ModuleNotFoundError as e:
+        if e.name not in ("consumers.web.app", "consumers.web", "consumers"):
+            raise  # the scan web exists but one of its own imports is missing: say so
+        return None
+    factory = getattr(module, "scan_router", None)
+    return factory(settings) if factory else None
+
+
+def create_app(settings: Settings | None = None, *, producer: Any = None) -> FastAPI:
+    """The whole web app. ``producer``: an EventProducer-like object; default one created lazily from settings."""
+    settings = settings or get_settings()
+    owned = producer is None
+    if owned:
+        def factory() -> Any:
+            from producers.client import EventProducer
+
+            return EventProducer(settings, client_id="ocop-trace-http", linger_ms=0)
+
+        producer = LazyProducer(factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            producer.close()
+        intake.store.close()
+
+    app = FastAPI(
+        title="OCOP trace — intake API",
+        version="1.0",
+        description="Truy xuất nguồn gốc sản phẩm OCOP. Master data, supply-chain events and EPCIS 2.0 capture "
+                    "onto Kafka. Authenticate with `Authorization: Bearer <token>` (`ocop-trace token create`).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    router = intake_router(settings, producer)
+    intake = router.intake  # type: ignore[attr-defined]
+    app.include_router(router)
+    app.state.intake = intake
+    app.state.settings = settings
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    # ---- scan web (consumers/web, written separately): included here when it exists -------------------------
+    scan = _scan_router(settings)
+    if scan is not None:
+        app.include_router(scan)
+    # ------------------------------------------------------------------------------------------------------------
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def serve_command(
+    host: str = typer.Option(None, "--host", help="Interface to listen on (default: settings.web_host)."),
+    port: int = typer.Option(None, "--port", help="Port (default: settings.web_port)."),
+    workers: int = typer.Option(1, "--workers", help="uvicorn worker processes."),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run the web app: HTTP intake API, EPCIS capture, scan pages / Chạy máy chủ web."""
+    import uvicorn
+
+    s = get_settings()
+    host = host or s.web_host
+    port = port or s.web_port
+    typer.echo(f"ocop-trace web on http://{host}:{port} (docs: /docs)", err=True)
+    if workers > 1:
+        uvicorn.run("ocop_trace.server:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
+    else:
+        uvicorn.run(create_app(s), host=host, port=port, log_level=log_level)
