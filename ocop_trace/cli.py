@@ -81,5 +81,16 @@ from consumers.cli import register as _register_read_side  # noqa: E402
 _register_read_side(app)
 
 
+# --- web: HTTP intake API + EPCIS capture (+ scan pages) — ocop_trace/server.py ---------------------------------
+from ocop_trace.server import serve_command  # noqa: E402
+
+app.command("serve")(serve_command)
+
+# --- API tokens: token create|list|revoke — producers/tokens.py -------------------------------------------------
+from producers.tokens import token_app  # noqa: E402
+
+app.add_typer(token_app, name="token")
+
+
 if __name__ == "__main__":  # python -m ocop_trace.cli
     app()

@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import typer
-from fastapi import FastAPI
 
 from ocop_trace.config import Settings, get_settings
-from producers.api import BodyLimitMiddleware, LazyProducer, install_error_handlers, intake_router
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("ocop.server")
 
@@ -39,6 +40,10 @@ def _scan_router(settings: Settings) -> Any | None:
 
 def create_app(settings: Settings | None = None, *, producer: Any = None) -> FastAPI:
     """The whole web app. ``producer``: an EventProducer-like object; default one created lazily from settings."""
+    from fastapi import FastAPI
+
+    from producers.api import BodyLimitMiddleware, LazyProducer, install_error_handlers, intake_router
+
     settings = settings or get_settings()
     owned = producer is None
     if owned:
