@@ -60,23 +60,46 @@ def _send(s: Settings, events) -> None:
         p.send_many(events)
 
 
+class Pipeline:
+    """One worker on one prefix, shared by the scenarios of this module (each uses its own lots). It remembers
+    what was sent, so that the expected records are the projection of everything on the topics."""
+
+    def __init__(self, s: Settings, worker: Worker):
+        self.s, self.worker, self.sent = s, worker, []
+
+    def send(self, events) -> None:
+        events = list(events)
+        _send(self.s, events)
+        self.sent += events
+
+    def expected(self, lot_prefix: str) -> dict[str, dict]:
+        return {k: v for k, v in project(self.sent, stamp_key_id=KEY_ID).items() if k.startswith(lot_prefix)}
+
+    def converge(self, lot_prefix: str, timeout: float = 60) -> dict[str, dict]:
+        expected = self.expected(lot_prefix)
+        try:
+            return wait_for(lambda: (lambda r: r if all(r.get(k) == v for k, v in expected.items()) else None)(
+                _records(self.s)), timeout, f"live records of {lot_prefix}* equal the projection")
+        except AssertionError:
+            raise AssertionError(_diff({k: v for k, v in _records(self.s).items() if k in expected}, expected)) from None
+
+
 @pytest.fixture(scope="module")
 def pipeline(kafka_broker, tmp_path_factory):
-    """One worker on one prefix, shared by the scenarios of this module (each uses its own lots)."""
     prefix = _prefix()
     s = _setup(kafka_broker.bootstrap, prefix)
     d = tmp_path_factory.mktemp("worker")
     w = Worker(kafka_broker.bootstrap, prefix, d, d / "worker.log").start()
     w.wait_ready()
-    yield s, w
+    yield Pipeline(s, w)
     w.stop()
 
 
 def _chain(tag: str, t0: int = 0):
     """A small named chain: two gardens -> blend -> split into packs; each pack packaged; one sold."""
     def ev(i, t, p, minute):
-        return canonical(new_event(t, p, subject_id=SUBJECT, occurred_at=f"2026-11-0{1 + minute // 1440}T"
-                                   f"{(minute % 1440) // 60:02d}:{minute % 60:02d}:00+07:00",
+        at = f"2026-11-0{1 + minute // 1440}T{(minute % 1440) // 60:02d}:{minute % 60:02d}:00+07:00"
+        return canonical(new_event(t, p, subject_id=SUBJECT, occurred_at=at, recorded_at=at,
                                    event_id=str(uuid.UUID(int=random.Random(f"{tag}{i}").getrandbits(128), version=4))))
     kg = lambda v: {"value": float(v), "unit": "kg"}  # noqa: E731
     return [
@@ -97,10 +120,9 @@ def _chain(tag: str, t0: int = 0):
 
 
 def test_chain_end_to_end_with_master_data_and_dlq(pipeline):
-    s, _ = pipeline
+    s = pipeline.s
     master = [SAMPLE_EVENTS[t] for t in ("subject", "product", "rating", "facility")]
-    chain = _chain("E2E")
-    _send(s, master + chain)
+    pipeline.send(master + _chain("E2E"))
     # garbage and an invalid event go to the DLQ with their original bytes
     bad = dict(SAMPLE_EVENTS["harvest"], event_id=str(uuid.uuid4()))
     bad = dict(bad, payload=dict(bad["payload"], quantity={"value": -5.0, "unit": "kg"}))
@@ -109,10 +131,7 @@ def test_chain_end_to_end_with_master_data_and_dlq(pipeline):
         supply = topics.SUPPLY.full(s.topic_prefix)
         p.send_raw(supply, b"E2E-junk", b"\x00\x01garbage", headers=[("origin", b"test")]).get(10)
         p.send_raw(supply, event_key(bad).encode(), invalid_bytes).get(10)
-    expected = project(master + chain, stamp_key_id=KEY_ID)
-    expected = {k: v for k, v in expected.items() if k.startswith("E2E")}
-    live = wait_for(lambda: (lambda r: r if all(r.get(k) == v for k, v in expected.items()) else None)(_records(s)),
-                    60, "live records equal the projection")
+    live = pipeline.converge("E2E")
     p1 = live["E2E-P1"]
     assert [o["area_code"] for o in p1["origins"]] == ["E2E-A", "E2E-B"]
     assert p1["rating"]["stars"] == 4 and p1["product"]["name_vi"] == "Chè Tân Cương Hảo Đạt"
@@ -136,19 +155,16 @@ def test_chain_end_to_end_with_master_data_and_dlq(pipeline):
 
 
 def test_lineage_arriving_out_of_order_and_recall_propagation(pipeline):
-    s, _ = pipeline
+    s = pipeline.s
     chain = _chain("OOO")
     # children first: packages and transforms before the harvests they come from, with duplicates
-    shuffled = [chain[6], chain[5], chain[4], chain[3], chain[7], chain[2], chain[1], chain[0], chain[3], chain[1]]
-    _send(s, shuffled)
-    expected = {k: v for k, v in project(shuffled, stamp_key_id=KEY_ID).items() if k.startswith("OOO")}
-    wait_for(lambda: (lambda r: r if all(r.get(k) == v for k, v in expected.items()) else None)(_records(s)),
-             60, "out-of-order lineage converges to the projection")
+    pipeline.send([chain[6], chain[5], chain[4], chain[3], chain[7], chain[2], chain[1], chain[0], chain[3], chain[1]])
+    pipeline.converge("OOO")
     # a recall of one garden reaches every descendant within seconds
     recall = canonical(new_event("recall", {"scope": "area", "target": "OOO-B", "reason": "dư lượng thuốc BVTV",
                                             "authority": "Chi cục Trồng trọt"}, subject_id=SUBJECT,
                                  occurred_at="2026-11-05T08:00:00+07:00"))
-    _send(s, [recall])
+    pipeline.send([recall])
     live = wait_for(lambda: (lambda r: r if all(r.get(l, {}).get("status") == "recalled" for l in
                                                 ("OOO-H2", "OOO-B", "OOO-P1", "OOO-P2")) else None)(_records(s)),
                     20, "recall reached every descendant")
