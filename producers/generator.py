@@ -12,8 +12,9 @@
   has lapsed, shipping after a recall. :func:`generate_detailed` also returns which faults were injected.
 
 Same arguments, same events, same bytes (:func:`to_jsonl`): every id comes from a seeded RNG, every time from the
-seed; no wall clock. Events come in a plausible order (by the time they happened). ``generate`` does not validate
-(it must make 100k events in seconds); the tests validate every event it makes.
+seed; no wall clock. Events come in a plausible order: master data as registered, then the supply chain by the
+time it happened. ``generate`` does not validate (it must make 100k events in seconds); the tests validate every
+event it makes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
+
+from schemas.events import MASTER_TYPES
 
 TZ = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh (no DST): a fixed offset keeps output free of tz-database drift
 SOURCE = "generator"
@@ -445,7 +448,12 @@ def demo_chain() -> list[dict]:
 
 
 def _ordered(events: list[dict]) -> list[dict]:
-    return sorted(events, key=lambda e: e["occurred_at"])  # stable: ties keep creation order
+    """Master data first, as registered (subject by subject, the seeds' examples first), then the supply chain in
+    the order it happened (stable: ties keep creation order)."""
+    master = [e for e in events if e["event_type"] in MASTER_TYPES]
+    supply = [e for e in events if e["event_type"] not in MASTER_TYPES]
+    supply.sort(key=lambda e: e["occurred_at"])
+    return master + supply
 
 
 # ------------------------------------------------------------------------------------------------------------------
