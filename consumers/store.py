@@ -754,7 +754,4 @@ def stamp_ranges_for_index(store: Store, gtin: str, index: int, *, limit: int = 
                               STAMPS.c.first_index + STAMPS.c.count > index)
          .order_by(STAMPS.c.issued_utc, STAMPS.c.lot, STAMPS.c.range_id).limit(limit))
     with store.read() as c:
-        rows = [_row(r) for r in c.execute(q)]
-    for r in rows:
-        r["issued_utc"] = _iso(r["issued_utc"])
-    return rows
+        return [_row(r) for r in c.execute(q)]
