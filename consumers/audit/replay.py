@@ -1,0 +1,518 @@
+"""Replay: read the raw event log from Kafka and fold it, read-only, into an isolated in-memory projection.
+
+The auditor reads ``ocop.events.supply`` and ``ocop.events.master`` (and the issued stamp ranges on ``ocop.stamps``,
+facts the records list) with kafka-python: manual partition assignment, no consumer group, no commits, so it leaves
+no trace on the cluster and never writes to an operational topic. It reads from the beginning (or, for the supply
+topic, from the offsets :meth:`KafkaConsumer.offsets_for_times` gives for ``--since``) up to the end offsets captured
+when it starts, so a replay is a fixed slice of the log even while producers keep writing.
+
+Every message goes through :func:`streams.accept.accept` (what the validate agent does: decode, validate, right topic,
+right key) — rejected ones are counted as the workers would dead-letter them — and the accepted events are folded by
+:class:`streams.fold.Projection`, the same pure functions the lot workers run.
+
+Speed: decoding and validating dominate (see docs/AUDIT.md); with ``workers > 1`` the partitions are split across
+processes that each consume and accept their share and hand back accepted events in batches, while the parent folds.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, time as dtime, timezone
+from typing import Callable, Iterable, Iterator
+
+from ocop_trace.config import Settings
+from schemas import codec, topics
+from schemas.events import canonical_hash
+from streams.accept import Source, accept
+from streams.fold import Projection
+from streams.master import order_key
+from schemas.validation import gtin_problem, parse_datetime
+
+# The topics the auditor reads, by catalog name. Supply and master are the history; stamps are facts of the records.
+LOG_TOPICS: tuple[topics.TopicSpec, ...] = (topics.SUPPLY, topics.MASTER)
+FETCH = dict(fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20, fetch_min_bytes=1, fetch_max_wait_ms=100,
+             max_poll_records=20_000, check_crcs=False, receive_buffer_bytes=8 << 20,
+             enable_incremental_fetch_sessions=False)
+
+
+class AuditError(Exception):
+    """An error the command line shows as a message and an exit code (not a traceback)."""
+
+    exit_code = 1
+
+
+class BadFilter(AuditError):
+    exit_code = 2
+
+
+class BrokerUnreachable(AuditError):
+    exit_code = 3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kafka access (read-only)
+# ---------------------------------------------------------------------------------------------------------------
+
+def connect(settings: Settings, *, timeout_s: float = 10.0, **overrides):
+    """A KafkaConsumer with no group (manual assignment, nothing committed). Unreachable → :class:`BrokerUnreachable`."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    cfg = dict(bootstrap_servers=settings.bootstrap_servers, client_id="ocop-trace-auditor", group_id=None,
+               enable_auto_commit=False, request_timeout_ms=max(int(timeout_s * 1000), 5000),
+               bootstrap_timeout_ms=int(timeout_s * 1000), **FETCH)
+    cfg.update(overrides)
+    try:
+        return KafkaConsumer(**cfg)
+    except (KafkaError, OSError) as e:
+        raise BrokerUnreachable(
+            f"Kafka broker unreachable at {settings.bootstrap_servers} ({type(e).__name__}: {e}). "
+            "Start it with `ocop-trace broker up` or set OCOP_BOOTSTRAP / --bootstrap.") from None
+
+
+def partitions(consumer, spec: topics.TopicSpec, settings: Settings) -> list:
+    from kafka import TopicPartition
+
+    name = spec.full(settings.topic_prefix)
+    parts = consumer.partitions_for_topic(name)
+    if not parts:
+        raise BrokerUnreachable(
+            f"topic {name!r} does not exist on {settings.bootstrap_servers} (prefix {settings.topic_prefix!r}); "
+            "create the catalog with `ocop-trace topics create`")
+    return [TopicPartition(name, p) for p in sorted(parts)]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A fixed slice of one partition: ``start`` ≤ offsets < ``end``."""
+
+    topic: str  # catalog name, e.g. ocop.events.supply
+    full: str  # name on the broker (with the prefix)
+    partition: int
+    start: int
+    end: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.topic}:{self.partition}"
+
+    @property
+    def size(self) -> int:
+        return max(self.end - self.start, 0)
+
+
+def to_millis(value: datetime | date | None) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, dtime.min)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1000)
+
+
+def plan(consumer, settings: Settings, specs: Iterable[topics.TopicSpec], *, since_ms: int | None = None,
+         until_ms: int | None = None, end_at: dict[str, int] | None = None) -> list[Slice]:
+    """The slices to read: from the beginning (or the first offset at/after ``since_ms``) to the end offsets now (or
+    the first offset at/after ``until_ms``; or the explicit ``end_at`` {"topic:partition": offset})."""
+    out: list[Slice] = []
+    for spec in specs:
+        tps = partitions(consumer, spec, settings)
+        begin = consumer.beginning_offsets(tps)
+        end = consumer.end_offsets(tps)
+        start = dict(begin)
+        if since_ms is not None:
+            found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+            start = {tp: (found[tp].offset if found.get(tp) else end[tp]) for tp in tps}
+        stop = dict(end)
+        if until_ms is not None:
+            found = consumer.offsets_for_times({tp: until_ms for tp in tps})
+            stop = {tp: (found[tp].offset if found.get(tp) else end[tp]) for tp in tps}
+        for tp in tps:
+            ref = f"{spec.name}:{tp.partition}"
+            e = stop[tp] if end_at is None else min(end[tp], end_at.get(ref, 0))
+            out.append(Slice(spec.name, tp.topic, tp.partition, max(start[tp], begin[tp]), e))
+    return out
+
+
+def read(consumer, slices: list[Slice], *, idle_timeout_s: float = 30.0) -> Iterator[tuple[Slice, list]]:
+    """Yield ``(slice, records)`` batches until every slice is read to its end (records in offset order)."""
+    from kafka import TopicPartition
+
+    todo = {TopicPartition(s.full, s.partition): s for s in slices if s.size > 0}
+    if not todo:
+        return
+    consumer.assign(list(todo))
+    for tp, s in todo.items():
+        consumer.seek(tp, s.start)
+    idle = 0.0  # seconds of consecutive empty polls
+    while todo:
+        t = time.monotonic()
+        batch = consumer.poll(timeout_ms=200)
+        idle = 0.0 if batch else idle + (time.monotonic() - t)
+        for tp, records in batch.items():
+            s = todo.get(tp)
+            if s is None:
+                continue
+            if records[-1].offset >= s.end:
+                records = [r for r in records if r.offset < s.end]
+            if records:
+                yield s, records
+        for tp in [tp for tp, s in todo.items() if consumer.position(tp) >= s.end]:
+            consumer.pause(tp)
+            del todo[tp]
+        if todo and idle > idle_timeout_s:
+            left = ", ".join(f"{s.ref}@{consumer.position(tp)}<{s.end}" for tp, s in todo.items())
+            raise BrokerUnreachable(f"no data from {consumer.config['bootstrap_servers']} for {idle_timeout_s:.0f}s "
+                                    f"while reading {left}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The log: every message of the slice, accepted or not
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Msg:
+    """One input message as the auditor saw it. ``event`` is the accepted event (None: it would be dead-lettered,
+    ``error`` says why); ``ehash`` its :func:`schemas.events.canonical_hash`."""
+
+    topic: str  # catalog name
+    partition: int
+    offset: int
+    timestamp: int  # ms (producer create time / log append time)
+    key: str | None
+    event: dict | None
+    error: str | None = None
+    ehash: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.topic}:{self.partition}@{self.offset}"
+
+
+_SPEC = {s.name: s for s in LOG_TOPICS}
+
+
+def accept_record(topic: str, r) -> Msg:
+    """Run one consumer record through the validate agent's :func:`accept`."""
+    headers = tuple((k, v) for k, v in (r.headers or []))
+    ev, bad = accept(Source(r.topic, r.partition, r.offset, r.key, r.value, headers), _SPEC[topic])
+    key = r.key.decode("utf-8", "replace") if r.key is not None else None
+    if ev is None:
+        return Msg(topic, r.partition, r.offset, r.timestamp, key, None, f"{bad['error']}: {bad['reason']}")
+    return Msg(topic, r.partition, r.offset, r.timestamp, key, ev, None, canonical_hash(ev))
+
+
+def _worker(settings: Settings, slices: list[Slice], out, batch_size: int) -> None:  # pragma: no cover - subprocess
+    try:
+        consumer = connect(settings)
+        try:
+            for s, records in read(consumer, slices):
+                msgs = [accept_record(s.topic, r) for r in records]
+                for i in range(0, len(msgs), batch_size):
+                    out.put(("msgs", msgs[i:i + batch_size]))
+        finally:
+            consumer.close()
+        out.put(("done", None))
+    except AuditError as e:
+        out.put(("error", (type(e).__name__, str(e))))
+    except BaseException as e:  # noqa: BLE001 - report anything to the parent rather than hang it
+        out.put(("error", ("AuditError", f"{type(e).__name__}: {e}")))
+
+
+def read_log(settings: Settings, slices: list[Slice], *, workers: int = 1,
+             progress: Callable[[int], None] | None = None, batch_size: int = 2000) -> Iterator[list[Msg]]:
+    """Yield batches of :class:`Msg` for ``slices`` (per partition in offset order). ``workers`` > 1 splits the
+    partitions over that many processes (each its own consumer); ``progress(n)`` is told of every n messages read."""
+    busy = [s for s in slices if s.size > 0]
+    if workers <= 1 or len(busy) < 2:
+        consumer = connect(settings)
+        try:
+            for s, records in read(consumer, busy):
+                msgs = [accept_record(s.topic, r) for r in records]
+                if progress:
+                    progress(len(msgs))
+                yield msgs
+        finally:
+            consumer.close()
+        return
+    workers = min(workers, len(busy))
+    shares: list[list[Slice]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for s in sorted(busy, key=lambda s: -s.size):  # balance by size
+        i = load.index(min(load))
+        shares[i].append(s)
+        load[i] += s.size
+    ctx = mp.get_context("fork")
+    out = ctx.Queue(maxsize=64)
+    procs = [ctx.Process(target=_worker, args=(settings, share, out, batch_size), daemon=True) for share in shares]
+    for p in procs:
+        p.start()
+    try:
+        running = len(procs)
+        while running:
+            try:
+                kind, body = out.get(timeout=5.0)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in procs):
+                    raise AuditError("replay workers died without finishing") from None
+                continue
+            if kind == "msgs":
+                if progress:
+                    progress(len(body))
+                yield body
+            elif kind == "done":
+                running -= 1
+            else:
+                name, text = body
+                raise (BrokerUnreachable if name == "BrokerUnreachable" else AuditError)(text)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=5)
+
+
+def read_stamp_ranges(settings: Settings, consumer=None) -> list[dict]:
+    """Every issued stamp range on ``ocop.stamps`` (facts the records list). Undecodable messages are skipped."""
+    own = consumer is None
+    consumer = consumer or connect(settings)
+    try:
+        slices = plan(consumer, settings, [topics.STAMPS])
+        c = codec.codec(codec.STAMP_RANGE)
+        out = []
+        for _s, records in read(consumer, slices):
+            for r in records:
+                try:
+                    out.append(c.decode(r.value))
+                except codec.CodecError:
+                    continue
+        return out
+    finally:
+        if own:
+            consumer.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The replay
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Stats:
+    messages: int = 0
+    accepted: int = 0
+    rejected: Counter = field(default_factory=Counter)  # error kind -> count (what the workers dead-letter)
+    duplicates: int = 0  # accepted events whose event id was seen before (idempotent no-ops)
+    stamp_ranges: int = 0
+    lots: int = 0
+    read_seconds: float = 0.0
+    fold_seconds: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.read_seconds + self.fold_seconds
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {"messages": self.messages, "accepted": self.accepted, "rejected": dict(self.rejected),
+                "duplicates": self.duplicates, "stamp_ranges": self.stamp_ranges, "lots": self.lots,
+                "seconds": round(self.seconds, 3), "events_per_second": round(self.rate)}
+
+
+@dataclass
+class Replay:
+    """The result of a replay: the log slice as read, the projection folded from it, and the records."""
+
+    log: list[Msg]
+    projection: Projection
+    records: dict[str, dict]
+    stats: Stats
+    slices: list[Slice]
+    stamp_ranges: list[dict] = field(default_factory=list)
+    partial: bool = False  # True when --since/--until cut the supply history
+
+    def events(self) -> Iterator[Msg]:
+        return (m for m in self.log if m.event is not None)
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        return {s.ref: s.end for s in self.slices}
+
+
+def fold(log: Iterable[Msg], stamp_ranges: Iterable[dict] = (), stats: Stats | None = None) -> tuple[Projection, dict]:
+    """Fold accepted messages (in log order) into a fresh projection and derive every record."""
+    stats = stats or Stats()
+    proj = Projection()
+    seen: set[str] = set()
+    for m in log:
+        ev = m.event
+        if ev is None:
+            continue
+        if ev["event_id"] in seen:
+            stats.duplicates += 1
+        else:
+            seen.add(ev["event_id"])
+        proj.add(ev)
+    for rng in stamp_ranges:
+        proj.add_stamp_range(rng)
+    records = proj.run()
+    stats.lots = len(records)
+    return proj, records
+
+
+def replay(settings: Settings, *, since: datetime | date | None = None, until: datetime | date | None = None,
+           workers: int = 1, progress: Callable[[int, int], None] | None = None, stamps: bool = True,
+           end_at: dict[str, int] | None = None) -> Replay:
+    """Read the log slice and fold it. ``progress(done, total)`` is called as messages arrive."""
+    since_ms, until_ms = to_millis(since), to_millis(until)
+    if since_ms is not None and until_ms is not None and since_ms >= until_ms:
+        raise BadFilter("--since must be before --until")
+    stats = Stats()
+    t0 = time.perf_counter()
+    consumer = connect(settings)
+    try:
+        # master data is always read whole (it is needed to interpret any period); the period cuts the supply topic
+        slices = plan(consumer, settings, [topics.SUPPLY], since_ms=since_ms, until_ms=until_ms, end_at=end_at)
+        slices += plan(consumer, settings, [topics.MASTER], end_at=end_at)
+        ranges = read_stamp_ranges(settings, consumer) if stamps else []
+    finally:
+        consumer.close()
+    total = sum(s.size for s in slices)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    if progress:
+        progress(0, total)
+    log: list[Msg] = []
+    for batch in read_log(settings, slices, workers=workers, progress=tick):
+        log.extend(batch)
+    stats.read_seconds = time.perf_counter() - t0
+    stats.messages = len(log)
+    for m in log:
+        if m.event is None:
+            stats.rejected[m.error.split(":", 1)[0]] += 1
+    stats.accepted = stats.messages - sum(stats.rejected.values())
+    stats.stamp_ranges = len(ranges)
+    t1 = time.perf_counter()
+    proj, records = fold(log, ranges, stats)
+    stats.fold_seconds = time.perf_counter() - t1
+    partial = since_ms is not None or until_ms is not None
+    return Replay(log, proj, records, stats, slices, ranges, partial)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Filters: which lots of the projection an auditor asked for
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filters:
+    lot: str | None = None
+    subject: str | None = None
+    area: str | None = None
+    product: str | None = None  # GTIN
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def check(self) -> None:
+        if self.product is not None:
+            problem = gtin_problem(self.product)
+            if problem:
+                raise BadFilter(f"--product {self.product!r} is not a GTIN: {problem}")
+        if self.since and self.until and self.since >= self.until:
+            raise BadFilter(f"--since {self.since.isoformat()} is not before --until {self.until.isoformat()}")
+
+    @property
+    def empty(self) -> bool:
+        return not any((self.lot, self.subject, self.area, self.product, self.since, self.until))
+
+
+def parse_when(value: str | None, name: str) -> datetime | None:
+    """``YYYY-MM-DD`` or an ISO 8601 date-time (UTC when no offset is given)."""
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), dtime.min, tzinfo=timezone.utc)
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadFilter(f"{name} {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def lineage_closure(records: dict[str, dict], lot: str) -> set[str]:
+    """The lot with every ancestor (through ``parents``) and every descendant (through ``children``)."""
+    out = {lot}
+    for direction in ("parents", "children"):
+        todo = deque([lot])
+        seen = {lot}
+        while todo:
+            cur = todo.popleft()
+            rec = records.get(cur)
+            for nxt in (rec or {}).get(direction, []):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    out.add(nxt)
+                    todo.append(nxt)
+    return out
+
+
+def _in_period(ev: dict, since: datetime | None, until: datetime | None) -> bool:
+    at = parse_datetime(ev["occurred_at"])
+    return (since is None or at >= since) and (until is None or at < until)
+
+
+def select(rep: Replay, f: Filters) -> list[str]:
+    """The lots matching every given filter (sorted). Unknown lot / subject / area / product → :class:`BadFilter`."""
+    f.check()
+    records, master = rep.records, rep.projection.master
+    lots = set(records)
+    if f.lot is not None:
+        if f.lot not in records:
+            raise BadFilter(f"unknown lot {f.lot!r}: no event of the replayed log names it")
+        lots &= lineage_closure(records, f.lot)
+    if f.subject is not None:
+        states = rep.projection.states
+        mine = {lot for lot, rec in records.items()
+                if rec["subject_id"] == f.subject
+                or any(e["actor"]["subject_id"] == f.subject for e in states[lot]["events"].values())}
+        if not mine and master.get("subject", f.subject) is None:
+            raise BadFilter(f"unknown subject {f.subject!r}: not registered and no event names it")
+        lots &= mine
+    if f.area is not None:
+        mine = {lot for lot, rec in records.items() if any(o["area_code"] == f.area for o in rec["origins"])}
+        if not mine and master.get("area", f.area) is None:
+            raise BadFilter(f"unknown growing area {f.area!r}: not registered and no harvest names it")
+        lots &= mine
+    if f.product is not None:
+        mine = {lot for lot, rec in records.items()
+                if (rec["packaging"] or {}).get("gtin") == f.product or (rec["product"] or {}).get("gtin") == f.product}
+        if not mine and master.get("product", f.product) is None:
+            raise BadFilter(f"unknown product {f.product!r}: not registered and no lot is packaged as it")
+        lots &= mine
+    if f.since is not None or f.until is not None:
+        states = rep.projection.states
+        lots = {lot for lot in lots if any(_in_period(e, f.since, f.until) for e in states[lot]["events"].values())}
+    return sorted(lots)
+
+
+def events_of(rep: Replay, lots: Iterable[str], f: Filters | None = None) -> list[dict]:
+    """The accepted events touching ``lots`` (each once), ordered by time then id; within the period if given."""
+    out: dict[str, dict] = {}
+    for lot in lots:
+        st = rep.projection.states.get(lot)
+        for eid, ev in (st or {}).get("events", {}).items():
+            if f is None or (f.since is None and f.until is None) or _in_period(ev, f.since, f.until):
+                out[eid] = ev
+    return sorted(out.values(), key=order_key)
