@@ -553,3 +553,7 @@ def fetch() -> None:
         _fail(exc)
         return
     typer.echo(f"Jar Kafka sẵn sàng / Kafka jars ready in {libs}")
+
+
+if __name__ == "__main__":  # `python -m ocop_trace.broker fetch` (scripts/setup.sh): no need to import the whole CLI
+    broker_app()
