@@ -2,7 +2,8 @@
 FastAPI app; ``ocop-trace serve`` runs it with uvicorn.
 
 * ``/api/v1/...``, ``/epcis/...`` — the intake API (:mod:`producers.api`), behind per-subject tokens;
-* ``/healthz`` — liveness (does not need Kafka: the producer is created on the first event);
+* ``/healthz`` — liveness (the scan web's, with its database check, when present; neither needs Kafka: the
+  producer is created on the first event);
 * ``/docs``, ``/openapi.json`` — the OpenAPI docs, request bodies generated from the Avro schemas;
 * the scan web (``consumers.web.app.scan_router(settings)``), included when that module exists.
 
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ocop.server")
 
 
-def _scan_router(settings: Settings) -> Any | None:
-    """``consumers.web.app.scan_router(settings)`` if the scan web is installed, else None."""
+def _scan_router(settings: Settings, producer: Any = None) -> Any | None:
+    """``consumers.web.app.scan_router(settings, producer=producer)`` if the scan web is installed, else None
+    (the scan web opens its own read-side store on ``settings.sqlalchemy_url`` and sends scans with ``producer``)."""
     try:
         module = importlib.import_module("consumers.web.app")
     except ModuleNotFoundError as e:
@@ -35,7 +37,7 @@ def _scan_router(settings: Settings) -> Any | None:
             raise  # the scan web exists but one of its own imports is missing: say so
         return None
     factory = getattr(module, "scan_router", None)
-    return factory(settings) if factory else None
+    return factory(settings, producer=producer) if factory else None
 
 
 def create_app(settings: Settings | None = None, *, producer: Any = None) -> FastAPI:
@@ -76,15 +78,16 @@ def create_app(settings: Settings | None = None, *, producer: Any = None) -> Fas
     app.state.intake = intake
     app.state.settings = settings
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness")
-    def healthz() -> dict:
-        return {"status": "ok"}
-
     # ---- scan web (consumers/web, written separately): included here when it exists -------------------------
-    scan = _scan_router(settings)
+    scan = _scan_router(settings, producer)
     if scan is not None:
         app.include_router(scan)
     # ------------------------------------------------------------------------------------------------------------
+
+    if not any(getattr(r, "path", None) == "/healthz" for r in app.routes):  # the scan web has a fuller one
+        @app.get("/healthz", tags=["ops"], summary="Liveness")
+        def healthz() -> dict:
+            return {"status": "ok"}
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
