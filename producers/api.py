@@ -333,6 +333,8 @@ class Intake:
         except json.JSONDecodeError as e:
             raise ApiError(400, "body", f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}",
                            f"JSON không hợp lệ: {e.msg} (dòng {e.lineno}, cột {e.colno})") from None
+        except RecursionError:
+            raise ApiError(400, "body", "JSON nested too deeply", "JSON lồng nhau quá sâu") from None
 
     def build(self, event_type: str, body: Any, principal: Principal, *, supply: bool) -> dict:
         """The event a request body describes (validated), with the token's subject as the actor."""
@@ -528,7 +530,10 @@ class Intake:
     def capture_single(self, raw: bytes, authorization: str | None) -> tuple[int, dict]:
         principal = self.authenticate(authorization)
         event = self.parse(raw)
-        context = event.get("@context") if isinstance(event, dict) else None
+        if not isinstance(event, dict):
+            raise ApiError(422, "body", "an EPCIS event must be a JSON object",
+                           "sự kiện EPCIS phải là một đối tượng JSON")
+        context = event.get("@context")
         r = self.capture_one(0, event, context, principal)
         status = r.pop("http_status", 200)
         r.pop("index", None)

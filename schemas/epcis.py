@@ -752,6 +752,8 @@ def event_type_of(ev: dict) -> str:
     if kind == "TransformationEvent":
         return "transform"
     raw_step = ev.get("bizStep")
+    if raw_step is None:
+        raise Invalid("bizStep", "is required to tell which step this is (e.g. receiving, shipping)")
     step = "harvesting" if raw_step == HARVESTING else cbv_word(raw_step, "BizStep")
     if step == "commissioning":
         facts = {**_facts(ev.get("ilmd")), **_facts({k: v for k, v in ev.items() if k not in STANDARD_FIELDS})}

@@ -334,3 +334,39 @@ def test_document_events_rejects_non_documents():
     with pytest.raises(Invalid) as e:
         document_events({"type": "EPCISDocument", "epcisBody": {}})
     assert e.value.field == "epcisBody.eventList"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# properties
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_hash_is_independent_of_key_and_list_order(data):
+    """Any JSON key order and any order of list members (EPCs, quantities, transactions, ILMD) give the same hash."""
+    events, context = document_events(json.loads((DATA / "various_event_types.jsonld").read_text(encoding="utf-8")))
+    ev = copy.deepcopy(data.draw(st.sampled_from(events)))
+
+    def shuffle(x):
+        if isinstance(x, dict):
+            keys = data.draw(st.permutations(list(x)))
+            return {k: shuffle(x[k]) for k in keys}
+        if isinstance(x, list):
+            return [shuffle(v) for v in data.draw(st.permutations(x))]
+        return x
+
+    assert epcis_event_hash(shuffle(ev), context) == epcis_event_hash(ev, context)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(kg=st.floats(min_value=0, max_value=1e6, allow_nan=False), lot=st.from_regex(r"[A-Za-z0-9\-]{1,20}",
+                                                                                      fullmatch=True))
+def test_mapped_quantities_and_lots_round_trip(kg, lot):
+    e = copy.deepcopy(TEA)
+    e["quantityList"] = [{"epcClass": epc_class("08930000000019", lot), "quantity": kg, "uom": "KGM"}]
+    ev = from_epcis(e, context=CTX)
+    validate_event(ev)
+    assert ev["payload"]["lot"] == lot and ev["payload"]["quantity"] == {"value": kg, "unit": "kg"}
