@@ -92,5 +92,13 @@ from producers.tokens import token_app  # noqa: E402
 app.add_typer(token_app, name="token")
 
 
+# --- stamps and the demo ------------------------------------------------------------------------------------------
+from ocop_trace.demo import demo_command  # noqa: E402
+from ocop_trace.stamps_cli import stamps_app  # noqa: E402
+
+app.add_typer(stamps_app, name="stamps")
+app.command("demo")(demo_command)
+
+
 if __name__ == "__main__":  # python -m ocop_trace.cli
     app()
