@@ -26,13 +26,6 @@ pytestmark = pytest.mark.kafka
 PARTITIONS = 3
 
 
-def _bootstrap(broker) -> str:
-    for attr in ("bootstrap", "bootstrap_servers"):
-        if hasattr(broker, attr):
-            return getattr(broker, attr)
-    return str(broker)
-
-
 @pytest.fixture
 def store(db_url):
     st = Store(db_url)
@@ -46,7 +39,7 @@ def store(db_url):
 
 @pytest.fixture
 def kafka(kafka_broker, topic_prefix):
-    bootstrap = _bootstrap(kafka_broker)
+    bootstrap = kafka_broker.bootstrap
     topics.create_topics(bootstrap, topic_prefix, partitions=PARTITIONS)
     return bootstrap, topic_prefix
 
