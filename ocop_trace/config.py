@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     copy_max_regions: int = 1
     copy_max_devices: int = 8
 
+    # --- audit -------------------------------------------------------------------------------------------------
+    audit_key_file: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM) signing audit checkpoints; unset: "
+                                  "<data_dir>/audit/checkpoint-ed25519.pem (ocop-trace audit keygen).")
+    audit_public_key_file: Path | None = Field(
+        default=None, description="Ed25519 public key (PEM) the auditor checks checkpoints with; unset: beside "
+                                  "the private key (<name>.pub.pem).")
+
     # --- locale ------------------------------------------------------------------------------------------------
     lang: str = "vi"
     timezone: str = "Asia/Ho_Chi_Minh"

@@ -78,7 +78,8 @@ SAMPLE_VALUES = {
                       "source_topic": "ocop.events.supply", "source_partition": 3, "source_offset": 42,
                       "error": "undecodable", "field": None, "reason": "bad header", "failed_at": AT},
     codec.CHECKPOINT: {"checkpoint_id": "c1", "created_at": AT, "offsets": {"ocop.events.supply:0": 10},
-                       "chain_count": 3, "root": "0" * 64, "key_id": "audit-1", "signature": b"\x01" * 64},
+                       "chain_count": 3, "root": "0" * 64, "key_id": "audit-1", "signature": b"\x01" * 64,
+                        "heads": None},
 }
 
 
