@@ -260,10 +260,10 @@ class DigitalLink:
                 raise DigitalLinkError("path", "missing", "no /01/<GTIN> primary key in the path")
 
         rest = segs[start:]
-        if len(rest) % 2:
-            raise DigitalLinkError("path", "dangling", f"AI {rest[-1]!r} has no value")
         if len(rest) < 2 or rest[1] == "":
             raise DigitalLinkError("gtin", "missing", "no GTIN after /01/")
+        if len(rest) % 2:
+            raise DigitalLinkError("path", "dangling", f"AI {rest[-1]!r} has no value")
         gtin = _check_gtin(_decode_segment("gtin", rest[1]))
 
         values: dict[str, str] = {}

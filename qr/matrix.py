@@ -19,6 +19,7 @@ at about a twentieth of the cost. Quiet zones are not part of the matrix; render
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -198,38 +199,91 @@ def _rs_remainder(data: bytes, ec_count: int) -> bytes:
     return rem.to_bytes(ec_count, "big")
 
 
+def _bitstream(version: int, data_list: list) -> tuple[int, int]:  # noqa: ANN001
+    """The segments' bits as (value, bit count): what ``QRData.write`` puts in a ``BitBuffer``, without per-bit
+    Python calls."""
+    v = nb = 0
+    for seg in data_list:
+        mode, data = seg.mode, seg.data
+        count_bits = _qrutil.length_in_bits(mode, version)
+        v = (((v << 4) | mode) << count_bits) | len(data)
+        nb += 4 + count_bits
+        if mode == _qrutil.MODE_8BIT_BYTE:
+            v = (v << (8 * len(data))) | int.from_bytes(data, "big")
+            nb += 8 * len(data)
+        elif mode == _qrutil.MODE_NUMBER:
+            for i in range(0, len(data), 3):
+                chars = data[i : i + 3]
+                bl = _qrutil.NUMBER_LENGTH[len(chars)]
+                v = (v << bl) | int(chars)
+                nb += bl
+        elif mode == _qrutil.MODE_ALPHA_NUM:
+            find = _qrutil.ALPHA_NUM.find
+            for i in range(0, len(data), 2):
+                if i + 1 < len(data):
+                    v = (v << 11) | (find(data[i : i + 1]) * 45 + find(data[i + 1 : i + 2]))
+                    nb += 11
+                else:
+                    v = (v << 6) | find(data[i : i + 1])
+                    nb += 6
+        else:  # pragma: no cover - qrcode does not produce other modes
+            raise ValueError(f"unsupported QR segment mode {mode}")
+    return v, nb
+
+
+def _best_fit(ec_const: int, data_list: list) -> int:  # noqa: ANN001
+    """qrcode's ``QRCode.best_fit``: the smallest version whose capacity holds the bits (count fields grow at
+    versions 10 and 27, hence the second round)."""
+    start = 1
+    while True:
+        _, needed = _bitstream(start, data_list)
+        version = bisect_left(_qrutil.BIT_LIMIT_TABLE[ec_const], needed, start)
+        if version == 41:
+            raise qrcode.exceptions.DataOverflowError(f"{needed} bits do not fit in any QR version")
+        if _qrutil.mode_sizes_for_version(version) is _qrutil.mode_sizes_for_version(start):
+            return version
+        start = version
+
+
 def _codewords(version: int, ec_const: int, data_list: list) -> bytes:  # noqa: ANN001
-    """qrcode.util.create_data, with a fast Reed-Solomon step."""
-    buffer = _qrutil.BitBuffer()
-    for data in data_list:
-        buffer.put(data.mode, 4)
-        buffer.put(len(data), _qrutil.length_in_bits(data.mode, version))
-        data.write(buffer)
+    """qrcode.util.create_data, with a fast bit writer and Reed-Solomon step."""
     blocks = _qrbase.rs_blocks(version, ec_const)
     bit_limit = sum(b.data_count * 8 for b in blocks)
-    if len(buffer) > bit_limit:
-        raise qrcode.exceptions.DataOverflowError(f"data needs {len(buffer)} bits, version has {bit_limit}")
-    for _ in range(min(bit_limit - len(buffer), 4)):
-        buffer.put_bit(False)
-    if len(buffer) % 8:
-        for _ in range(8 - len(buffer) % 8):
-            buffer.put_bit(False)
-    raw = bytearray(b & 0xFF for b in buffer.buffer)
+    v, nb = _bitstream(version, data_list)
+    if nb > bit_limit:
+        raise qrcode.exceptions.DataOverflowError(f"data needs {nb} bits, version has {bit_limit}")
+    term = min(bit_limit - nb, 4)  # terminator, then zeros to a byte boundary
+    v <<= term
+    nb += term
+    if nb % 8:
+        v <<= 8 - nb % 8
+        nb += 8 - nb % 8
+    raw = v.to_bytes(nb // 8, "big")
     fill = bit_limit // 8 - len(raw)
     raw += bytes((_qrutil.PAD0, _qrutil.PAD1)) * (fill // 2) + (bytes((_qrutil.PAD0,)) if fill % 2 else b"")
     dc: list[bytes] = []
     ec: list[bytes] = []
     off = 0
     for b in blocks:
-        chunk = bytes(raw[off : off + b.data_count])
+        chunk = raw[off : off + b.data_count]
         off += b.data_count
         dc.append(chunk)
         ec.append(_rs_remainder(chunk, b.total_count - b.data_count))
-    out = bytearray()
-    for group in (dc, ec):
-        for i in range(max(len(g) for g in group)):
-            out += bytes(g[i] for g in group if i < len(g))
+    return _interleave(dc) + _interleave(ec)
+
+
+def _interleave(blocks: list[bytes]) -> bytes:
+    """Codeword i of every block, for i = 0, 1, ... (blocks differ in length by at most one codeword)."""
+    k, short = len(blocks), min(map(len, blocks))
+    out = bytearray(k * short)
+    for j, b in enumerate(blocks):
+        out[j::k] = b[:short]
+    out += bytes(b[short] for b in blocks if len(b) > short)
     return bytes(out)
+
+
+# N3 patterns, dark = True: 1011101 0000 and 0000 1011101 (offset, pattern 1, pattern 2)
+_FINDER_LIKE = tuple((k, x == "1", y == "1") for k, (x, y) in enumerate(zip("10111010000", "00001011101")))
 
 
 def _penalty(m: int, t: _Template) -> int:
@@ -247,13 +301,12 @@ def _penalty(m: int, t: _Template) -> int:
     p += 3 * (eh & ev & (eh >> n)).bit_count()
     # N3: 1011101 finder-like runs with 4 light modules before or after, 40 each
     for step, ok in ((1, t.h11), (n, t.v11)):
-        a = ok
-        b = ok
-        for k, (x, y) in enumerate(zip("10111010000", "00001011101", strict=True)):
+        a = b = ok
+        for k, x, y in _FINDER_LIKE:
             if a:
-                a &= (m if x == "1" else inv) >> (k * step)
+                a &= (m if x else inv) >> (k * step)
             if b:
-                b &= (m if y == "1" else inv) >> (k * step)
+                b &= (m if y else inv) >> (k * step)
         p += 40 * (a.bit_count() + b.bit_count())
     # N4: dark proportion, exactly as qrcode computes it
     percent = float(m.bit_count()) / (n * n)
@@ -271,8 +324,8 @@ def qr_matrix(data: str, ec: str = "M", *, mask: int | None = None) -> QrMatrix:
     except KeyError:
         raise ValueError(f"error correction level must be one of {sorted(EC_LEVELS)}, got {ec!r}") from None
     q = qrcode.QRCode(error_correction=ec_const, border=0)
-    q.add_data(data)
-    version = q.best_fit()
+    q.add_data(data)  # qrcode's own segmentation into numeric / alphanumeric / byte runs
+    version = _best_fit(ec_const, q.data_list)
     t = _template(version, ec_const)
     words = _codewords(version, ec_const, q.data_list)
     nbits = min(len(words) * 8, len(t.order))

@@ -254,7 +254,7 @@ class StampSigner:
             return _MALFORMED
         b = serial.encode("ascii")
         idx, letter, tag = b[:-n1], b[-n1], b[-n:]
-        if not idx.isdigit() or (idx[0] == 48 and len(idx) > 1):
+        if not idx.isdigit() or (idx[0] == 48 and len(idx) > 1) or not _TAG_CHARS.issuperset(tag):
             return _MALFORMED
         k = self._by_letter.get(letter)
         if k is None:
@@ -266,7 +266,7 @@ class StampSigner:
         o.update(i.digest())
         if hmac.compare_digest(o.digest()[:n].translate(_TAG_TABLE), tag):
             return Verification(True, int(idx), k.kid, "ok")
-        return Verification(False, int(idx), k.kid, "bad_tag" if _TAG_CHARS.issuperset(tag) else "malformed")
+        return Verification(False, int(idx), k.kid, "bad_tag")
 
     def verify_many(self, gtin14: str, lot: str, serials: Iterable[str]) -> VerificationBatch:
         """:meth:`verify` for many serials of one (GTIN, lot), in order, as a compact :class:`VerificationBatch`.
@@ -317,11 +317,23 @@ class StampSigner:
             batch._index.extend(map(int, idxs))
             batch._key += bytes((slot[k.kid],)) * size
             return
+        # Some failed: classify them here (the tags are already computed), as verify() would.
+        reasons, indexes, keys, key_slot = batch._reason, batch._index, batch._key, slot[k.kid]
         for j, s in enumerate(chunk):
-            if good[j] and len(s) <= MAX_SERIAL_LEN and idxs[j].isdigit():
-                batch._add(Verification(True, int(idxs[j]), k.kid, "ok"), slot)
+            idx = idxs[j]
+            if (
+                len(s) > MAX_SERIAL_LEN
+                or not idx.isdigit()
+                or (idx[0] == 48 and len(idx) > 1)
+                or not _TAG_CHARS.issuperset(s[-n:].encode("ascii"))
+            ):
+                reasons.append(1)  # malformed
+                indexes.append(-1)
+                keys.append(_NO_KEY)
             else:
-                batch._add(self.verify(gtin14, lot, s), slot)
+                reasons.append(0 if good[j] else 3)  # ok | bad_tag
+                indexes.append(int(idx))
+                keys.append(key_slot)
 
 
 _REASONS = ("ok", "malformed", "unknown_key", "bad_tag")
