@@ -515,6 +515,7 @@ class Sink:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
+                allow_auto_create_topics=False,  # topics come from the catalog (ocop-trace topics create)
                 max_poll_records=self.batch_size,
                 **self._consumer_config,
             )

@@ -34,7 +34,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-
+    text,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -43,6 +43,7 @@ from sqlalchemy.types import TypeDecorator
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x0C0F_7AC3  # PostgreSQL advisory lock held while migrating
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -435,9 +436,19 @@ class Store:
         cfg = self.alembic_config()
         with self.engine.connect() as conn:
             conn = conn.execution_options(ocop_write=True)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-            conn.commit()
+            pg = self.dialect == "postgresql"
+            if pg:  # several processes may start at once (sink, web): one migrates, the others wait
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                conn.commit()
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                if pg:
+                    conn.rollback()
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                    conn.commit()
 
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext

@@ -115,7 +115,8 @@ def run(settings: Settings, *, subjects: int, lots: int, seed: int, keep_running
         if settings.local_broker:
             console.print("[bold]1.[/] Kafka (KRaft) cục bộ / local broker …")
             info = broker.start(settings)
-            console.print(f"   ✔ {info}")
+            console.print(f"   ✔ Kafka {info.bootstrap}" + ("" if not info.already_running
+                                                                 else " (đã chạy / already running)"))
         console.print("[bold]2.[/] Tạo topic / creating topics …")
         created = create_topics(settings.bootstrap_servers, settings.topic_prefix, settings.partitions)
         console.print(f"   ✔ {sum(v == 'created' for v in created.values())} mới / new, "

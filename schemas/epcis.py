@@ -918,3 +918,196 @@ def _any_lot(ev: dict) -> str:
             if isinstance(q, dict):
                 return parse_epc_class(q.get("epcClass"), f"{name}[{i}].epcClass")[1]
     raise Invalid("quantityList", "needs the lot (an LGTIN quantity element)")
+
+
+# ================================================================================================================
+# OCOP → EPCIS (export): to_epcis — written for the auditor's export (consumers/audit/export.py); uses the mapping
+# rows above in the other direction. Everything below is the export's; the import above does not depend on it.
+# ================================================================================================================
+
+EPCIS_CONTEXT_URL = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+EXPORT_CONTEXT: list = [EPCIS_CONTEXT_URL, OCOP_CONTEXT]
+"""The ``@context`` of an exported document: the standard EPCIS context plus the ``ocop`` and ``cbvmda`` prefixes."""
+EXPORT_STEPS = {
+    # CBV 2.0 has no "transforming" bizStep: a TransformationEvent that makes new lots is commissioning (as GS1's
+    # own TransformationEvent examples); everything else follows STEPS.
+    "transform": Step("transform", "TransformationEvent", "commissioning", None, "active"),
+}
+FSMA_CTE = {"harvest": "harvesting", "receive": "receiving", "transform": "transformation", "inspect": "inspection",
+            "package": "initial_packing", "ship": "shipping", "sell": "retail_sale", "recall": "recall",
+            "void": "correction"}
+"""Our event types as FSMA-204-style Critical Tracking Event names (harvesting, receiving, transformation,
+initial packing, shipping are FSMA's; the others are this project's additional tracking events)."""
+
+
+def lot_class(lot: str, gtin: str | None) -> str:
+    """A lot as an EPC class: GS1 Digital Link ``https://id.gs1.org/01/<GTIN>/10/<lot>`` when its product's GTIN is
+    known, else a class URI of the project's namespace (``urn:ocop-trace:epcis:lot:<lot>``)."""
+    from urllib.parse import quote
+
+    return epc_class(gtin, lot) if gtin else f"{OCOP_NS}lot:{quote(lot, safe='')}"
+
+
+def place_uri(place: str | None) -> str | None:
+    """A facility id as an EPCIS location: a GLN (13 digits, optionally ``-<extension>``) as Digital Link AI 414
+    (+ 254), any other id as ``urn:ocop-trace:epcis:facility:<id>`` (what :func:`place_id` reads back)."""
+    from urllib.parse import quote
+
+    if not place:
+        return None
+    m = re.fullmatch(r"(\d{13})(?:-(.+))?", place)
+    if m and gs1_check_digit(m.group(1)[:-1]) == m.group(1)[-1]:
+        return f"{DIGITAL_LINK_BASE}/414/{m.group(1)}" + (f"/254/{quote(m.group(2), safe='')}" if m.group(2) else "")
+    return f"{OCOP_NS}facility:{quote(place, safe='')}"
+
+
+def area_uri(area_code: str) -> str:
+    from urllib.parse import quote
+
+    return f"{OCOP_NS}area:{quote(area_code, safe='')}"
+
+
+def time_zone_offset(at: str) -> str:
+    """``+07:00`` of an ISO 8601 date-time with offset (``+00:00`` for UTC)."""
+    off = datetime.fromisoformat(at).utcoffset() or timedelta(0)
+    sign = "-" if off < timedelta(0) else "+"
+    minutes = abs(int(off.total_seconds())) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _qe(lot: str, gtin: str | None, quantity: dict | None = None, units: int | None = None) -> dict:
+    q: dict[str, Any] = {"epcClass": lot_class(lot, gtin)}
+    if quantity is not None:
+        q["quantity"] = quantity["value"]
+        q["uom"] = UOM_OF_UNIT[quantity["unit"]]
+    elif units is not None:
+        q["quantity"] = units
+        q["uom"] = UOM_OF_UNIT["unit"]
+    return q
+
+
+def _doc_transaction(ref: str | None, kind: str) -> list[dict]:
+    from urllib.parse import quote
+
+    if not ref:
+        return []
+    return [{"type": kind, "bizTransaction": f"{OCOP_NS}doc:{quote(ref, safe='')}"}]
+
+
+def to_epcis(ev: dict, *, gtin_of: Any = None, corrects: dict | None = None, context: Any = None) -> dict:
+    """One of our events as one EPCIS 2.0 event (JSON-LD dict), its ``eventID`` the canonical event hash
+    (``ni:///sha-256;…?ver=CBV2.0``, :func:`epcis_event_hash` under ``context``, default :data:`EXPORT_CONTEXT`).
+
+    ``gtin_of`` maps a lot to its product's GTIN (a dict or a callable; unknown → project class URI). A ``void``
+    needs ``corrects``, the event it voids: it is exported as that event again with an ``errorDeclaration``
+    (reason ``incorrect_data``), so it carries the same eventID — how EPCIS 2.0 declares an error."""
+    context = EXPORT_CONTEXT if context is None else context
+    lookup = gtin_of if callable(gtin_of) else (lambda lot, m=(gtin_of or {}): m.get(lot))
+    t, p = ev["event_type"], ev["payload"]
+    if t == "void":
+        return _void(ev, lookup, corrects, context)
+    step = EXPORT_STEPS.get(t) or STEP_OF_TYPE[t]
+    out: dict[str, Any] = {"type": step.epcis_type, "eventTime": ev["occurred_at"],
+                           "eventTimeZoneOffset": time_zone_offset(ev["occurred_at"]),
+                           "recordTime": ev["recorded_at"]}
+    if step.action:
+        out["action"] = step.action
+    out["bizStep"] = step.biz_step
+    out["disposition"] = step.disposition
+    ilmd: dict[str, Any] = {}
+    ext: dict[str, Any] = {"ocop:eventId": f"urn:uuid:{ev['event_id']}",
+                           "ocop:subjectId": ev["actor"]["subject_id"]}
+    if ev["actor"].get("user"):
+        ext["ocop:user"] = ev["actor"]["user"]
+    if t == "transform":
+        out["inputQuantityList"] = [_qe(x["lot"], lookup(x["lot"]), x["quantity"]) for x in p["inputs"]]
+        out["outputQuantityList"] = [_qe(x["lot"], lookup(x["lot"]), x["quantity"]) for x in p["outputs"]]
+        ilmd["ocop:process"] = p["process"]
+        if p.get("duration_hours") is not None:
+            ilmd["ocop:durationHours"] = p["duration_hours"]
+    elif t == "recall":
+        if p["scope"] == "lot":
+            out["quantityList"] = [_qe(p["target"], lookup(p["target"]), units=0)]
+        else:
+            out["epcList"] = []
+            ext["ocop:areaCode"] = p["target"]
+        ext["ocop:reason"] = p["reason"]
+        if p.get("authority"):
+            ext["ocop:authority"] = p["authority"]
+    else:
+        lot = p["lot"]
+        gtin = p["gtin"] if t == "package" else lookup(lot)
+        if t in ("harvest", "receive"):
+            out["quantityList"] = [_qe(lot, gtin, p["quantity"])]
+        elif t in ("package", "ship", "sell"):
+            out["quantityList"] = [_qe(lot, gtin, units=p["units"])]
+        else:
+            out["quantityList"] = [_qe(lot, gtin)] if False else [{"epcClass": lot_class(lot, gtin)}]
+        if t == "harvest":
+            ilmd.update({"ocop:crop": p["crop"], "ocop:areaCode": p["area_code"], "cbvmda:lotNumber": lot,
+                         "cbvmda:harvestStartDate": ev["occurred_at"][:10], "cbvmda:countryOfOrigin": "VN"})
+            if p.get("crate_tags"):
+                ilmd["ocop:crateTags"] = list(p["crate_tags"])
+            out["bizLocation"] = {"id": area_uri(p["area_code"])}
+        elif t == "receive":
+            if p.get("from_facility"):
+                out["sourceList"] = [{"type": "location", "source": place_uri(p["from_facility"])}]
+                ext["ocop:fromFacility"] = p["from_facility"]
+            out["bizTransactionList"] = _doc_transaction(p.get("document_ref"), "desadv")
+            if p.get("document_ref"):
+                ext["ocop:documentRef"] = p["document_ref"]
+        elif t == "inspect":
+            out["disposition"] = INSPECTION_DISPOSITION[p["result"]]
+            ext.update({"ocop:lab": p["lab"], "ocop:result": p["result"]})
+            if p.get("certificate_no"):
+                ext["ocop:certificateNo"] = p["certificate_no"]
+            if p.get("parameters"):
+                ext["ocop:parameters"] = [{"ocop:name": x["name"], "ocop:value": x["value"],
+                                           **({"ocop:limit": x["limit"]} if x.get("limit") else {}),
+                                           "ocop:passed": x["passed"]} for x in p["parameters"]]
+        elif t == "package":
+            ilmd.update({"cbvmda:lotNumber": lot, "ocop:productionDate": p["production_date"],
+                         "ocop:units": p["units"]})
+            if p.get("expiry_date"):
+                ilmd["cbvmda:itemExpirationDate"] = p["expiry_date"]
+            if p.get("quantity"):
+                ilmd["ocop:bulkQuantity"] = {"ocop:value": p["quantity"]["value"],
+                                             "ocop:uom": UOM_OF_UNIT[p["quantity"]["unit"]]}
+            if p.get("stamps_requested"):
+                ilmd["ocop:stampsRequested"] = p["stamps_requested"]
+        elif t == "ship":
+            out["destinationList"] = [{"type": "location", "destination": place_uri(p["to_facility"])}]
+            ext["ocop:toFacility"] = p["to_facility"]
+            if p.get("carrier"):
+                ext["ocop:carrier"] = p["carrier"]
+            out["bizTransactionList"] = _doc_transaction(p.get("document_ref"), "bol")
+            if p.get("document_ref"):
+                ext["ocop:documentRef"] = p["document_ref"]
+        elif t == "sell":
+            out["bizLocation"] = {"id": place_uri(p["point_of_sale"])}
+            ext["ocop:pointOfSale"] = p["point_of_sale"]
+    if ev.get("facility"):
+        out["readPoint"] = {"id": place_uri(ev["facility"])}
+        out.setdefault("bizLocation", {"id": place_uri(ev["facility"])})
+    if not out.get("bizTransactionList"):
+        out.pop("bizTransactionList", None)
+    if ilmd:
+        out["ilmd"] = ilmd
+    out.update(ext)
+    out = {"eventID": "", **out}
+    out["eventID"] = epcis_event_hash(out, context)
+    return out
+
+
+def _void(ev: dict, lookup: Any, corrects: dict | None, context: Any) -> dict:
+    p = ev["payload"]
+    declaration = {"declarationTime": ev["occurred_at"], "reason": VOID_REASON,
+                   "ocop:reason": p["reason"], "ocop:voidEventId": f"urn:uuid:{ev['event_id']}"}
+    if corrects is not None:
+        out = to_epcis(corrects, gtin_of=lookup, context=context)
+    else:  # the voided event is not in the export: declare the error on the bare lot
+        out = {"eventID": f"urn:uuid:{p['voided_event_id']}", "type": "ObjectEvent",
+               "eventTime": ev["occurred_at"], "eventTimeZoneOffset": time_zone_offset(ev["occurred_at"]),
+               "action": "OBSERVE", "quantityList": [{"epcClass": lot_class(p["lot"], lookup(p["lot"]))}]}
+    out["errorDeclaration"] = declaration
+    return out

@@ -24,6 +24,8 @@ class Worker:
     def __init__(self, bootstrap: str, prefix: str, data_dir: Path, log: Path, **env):
         self.port = free_port()
         self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ, OCOP_BOOTSTRAP=bootstrap, OCOP_TOPIC_PREFIX=prefix, OCOP_DATA_DIR=str(data_dir),
                         OCOP_WORKER_WEB_PORT=str(self.port), PYTHONUNBUFFERED="1",
                         **{k: str(v) for k, v in env.items()})

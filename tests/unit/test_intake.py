@@ -438,3 +438,19 @@ def test_station_never_crashes_on_any_input(lines):
     assert s.ok == len(sent)
     for ev in sent:
         validate_event(ev)
+
+
+def test_photo_path_decoded_with_qr_decode(tmp_path):
+    import qrcode
+
+    uri = DigitalLink(GTIN, "TC-2026-T01", "PHOTO1").build(BASE)
+    path = tmp_path / "photo.png"
+    qrcode.make(uri, box_size=6, border=4).save(path)
+    c = read_code(f"@{path}")
+    assert (c.lot, c.gtin, c.serial) == ("TC-2026-T01", GTIN, "PHOTO1")
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "white").save(blank)
+    with pytest.raises(CodeError, match="no QR code"):
+        read_code(f"@{blank}", "en")
