@@ -73,8 +73,31 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lo
     return app
 
 
+def ensure_changelogs(app: faust.App, settings: Settings) -> None:
+    """Create the tables' compacted changelog topics before the worker starts, so that workers starting at the
+    same time do not race to create them (faust would see a half-created topic and crash the agent)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="ocop-trace-worker-admin")
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(name, settings.partitions, settings.replication_factor,
+                        topic_configs={"cleanup.policy": "compact"})
+               for name in (table.changelog_topic.get_topic_name() for table in app.tables.values())
+               if name not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Run a worker until SIGINT/SIGTERM (``ocop-trace worker``)."""
     app = create_app(settings)
+    ensure_changelogs(app, settings)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()
