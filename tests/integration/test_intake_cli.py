@@ -175,3 +175,26 @@ def test_unreachable_broker_exits_1(env):
                              env=dict(env, OCOP_BOOTSTRAP="127.0.0.1:9"))
     assert res.exit_code == 1, res.output
     assert "Could not send the event to Kafka (127.0.0.1:9)" in res.stderr
+
+
+def test_generate_send_puts_every_event_on_its_topic(kafka_broker):
+    from producers.generator import generate
+    from schemas.events import MASTER_TYPES, event_key
+
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    topics.create_topics(kafka_broker.bootstrap, prefix)
+    env = {"OCOP_BOOTSTRAP": kafka_broker.bootstrap, "OCOP_TOPIC_PREFIX": prefix}
+    res = CliRunner().invoke(app, ["generate", "--subjects", "4", "--lots", "6", "--seed", "5", "--faulty", "0.5",
+                                   "--send", "--lang", "en"], env=env)
+    assert res.exit_code == 0, res.output
+    expected = generate(4, 6, 5, 0.5)
+    assert f"Sent {len(expected)} events to Kafka" in res.stderr
+    got = {}
+    for spec in (topics.MASTER, topics.SUPPLY):
+        for key, value in read_all(kafka_broker.bootstrap, spec.full(prefix), codec.EVENT):
+            got[value["event_id"]] = (spec, key.decode(), value)
+    assert len(got) == len(expected)
+    for ev in expected:
+        spec, key, value = got[ev["event_id"]]
+        assert value == ev and key == event_key(ev)
+        assert spec is (topics.MASTER if ev["event_type"] in MASTER_TYPES else topics.SUPPLY)
