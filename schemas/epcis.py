@@ -994,18 +994,22 @@ def _doc_transaction(ref: str | None, kind: str) -> list[dict]:
     return [{"type": kind, "bizTransaction": f"{OCOP_NS}doc:{quote(ref, safe='')}"}]
 
 
-def to_epcis(ev: dict, *, gtin_of: Any = None, corrects: dict | None = None, context: Any = None) -> dict:
+def to_epcis(ev: dict, *, gtin_of: Any = None, quantity_of: Any = None, corrects: dict | None = None,
+             context: Any = None) -> dict:
     """One of our events as one EPCIS 2.0 event (JSON-LD dict), its ``eventID`` the canonical event hash
     (``ni:///sha-256;…?ver=CBV2.0``, :func:`epcis_event_hash` under ``context``, default :data:`EXPORT_CONTEXT`).
 
-    ``gtin_of`` maps a lot to its product's GTIN (a dict or a callable; unknown → project class URI). A ``void``
+    ``gtin_of`` maps a lot to its product's GTIN (a dict or a callable; unknown → project class URI);
+    ``quantity_of`` a lot to its quantity (``{"value", "unit"}``), written for events that concern a whole lot
+    without a quantity of their own (inspect, recall; 0 pieces when unknown). A ``void``
     needs ``corrects``, the event it voids: it is exported as that event again with an ``errorDeclaration``
     (reason ``incorrect_data``), so it carries the same eventID — how EPCIS 2.0 declares an error."""
     context = EXPORT_CONTEXT if context is None else context
     lookup = gtin_of if callable(gtin_of) else (lambda lot, m=(gtin_of or {}): m.get(lot))
+    qlookup = quantity_of if callable(quantity_of) else (lambda lot, m=(quantity_of or {}): m.get(lot))
     t, p = ev["event_type"], ev["payload"]
     if t == "void":
-        return _void(ev, lookup, corrects, context)
+        return _void(ev, lookup, qlookup, corrects, context)
     step = EXPORT_STEPS.get(t) or STEP_OF_TYPE[t]
     out: dict[str, Any] = {"type": step.epcis_type, "eventTime": ev["occurred_at"],
                            "eventTimeZoneOffset": time_zone_offset(ev["occurred_at"]),
@@ -1027,7 +1031,8 @@ def to_epcis(ev: dict, *, gtin_of: Any = None, corrects: dict | None = None, con
             ilmd["ocop:durationHours"] = p["duration_hours"]
     elif t == "recall":
         if p["scope"] == "lot":
-            out["quantityList"] = [_qe(p["target"], lookup(p["target"]), units=0)]
+            q = qlookup(p["target"])
+            out["quantityList"] = [_qe(p["target"], lookup(p["target"]), q, units=None if q else 0)]
         else:
             out["epcList"] = []
             ext["ocop:areaCode"] = p["target"]
@@ -1041,8 +1046,8 @@ def to_epcis(ev: dict, *, gtin_of: Any = None, corrects: dict | None = None, con
             out["quantityList"] = [_qe(lot, gtin, p["quantity"])]
         elif t in ("package", "ship", "sell"):
             out["quantityList"] = [_qe(lot, gtin, units=p["units"])]
-        else:
-            out["quantityList"] = [_qe(lot, gtin)] if False else [{"epcClass": lot_class(lot, gtin)}]
+        else:  # an inspection concerns the whole lot: its quantity when known (the schema wants one)
+            out["quantityList"] = [_qe(lot, gtin, qlookup(lot), units=None if qlookup(lot) else 0)]
         if t == "harvest":
             ilmd.update({"ocop:crop": p["crop"], "ocop:areaCode": p["area_code"], "cbvmda:lotNumber": lot,
                          "cbvmda:harvestStartDate": ev["occurred_at"][:10], "cbvmda:countryOfOrigin": "VN"})
@@ -1099,15 +1104,16 @@ def to_epcis(ev: dict, *, gtin_of: Any = None, corrects: dict | None = None, con
     return out
 
 
-def _void(ev: dict, lookup: Any, corrects: dict | None, context: Any) -> dict:
+def _void(ev: dict, lookup: Any, qlookup: Any, corrects: dict | None, context: Any) -> dict:
     p = ev["payload"]
     declaration = {"declarationTime": ev["occurred_at"], "reason": VOID_REASON,
                    "ocop:reason": p["reason"], "ocop:voidEventId": f"urn:uuid:{ev['event_id']}"}
     if corrects is not None:
-        out = to_epcis(corrects, gtin_of=lookup, context=context)
+        out = to_epcis(corrects, gtin_of=lookup, quantity_of=qlookup, context=context)
     else:  # the voided event is not in the export: declare the error on the bare lot
+        q = qlookup(p["lot"])
         out = {"eventID": f"urn:uuid:{p['voided_event_id']}", "type": "ObjectEvent",
                "eventTime": ev["occurred_at"], "eventTimeZoneOffset": time_zone_offset(ev["occurred_at"]),
-               "action": "OBSERVE", "quantityList": [{"epcClass": lot_class(p["lot"], lookup(p["lot"]))}]}
+               "action": "OBSERVE", "quantityList": [_qe(p["lot"], lookup(p["lot"]), q, units=None if q else 0)]}
     out["errorDeclaration"] = declaration
     return out
