@@ -453,16 +453,18 @@ def intake_station(
         except EOFError:
             return None
 
+    from producers.i18n import t
+
+    suffix = f" {t('dry_run', lang)}" if dry_run else ""
+
     def say(ok: bool, message: str) -> None:
-        (out if ok else err).print(f"[green]✔[/] {_esc(message)}" if ok else f"[red]✘ {_esc(message)}[/]")
+        (out if ok else err).print(f"[green]✔[/] {_esc(message)}{suffix}" if ok else f"[red]✘ {_esc(message)}[/]")
 
     station = Station(cfg, send=send, ask=ask if interactive else None, say=say)
     try:
         if interactive:
-            from producers.i18n import t
-
-            out.print(f"[bold]{_esc(t('station.ready', lang, step=step, facility=facility))}[/]")
-        summary = station.run(_lines(sys.stdin, ask if interactive else None))
+            out.print(f"[bold]{_esc(t('station.ready', lang, step=t(f'step.{step}', lang), facility=facility))}[/]")
+        summary = station.run(_lines(sys.stdin, (lambda: ask(t("station.ask.scan", lang))) if interactive else None))
     finally:
         if producer is not None:
             producer.close()
@@ -470,14 +472,14 @@ def intake_station(
     raise typer.Exit(0 if summary.rejected == 0 else 1)
 
 
-def _lines(stream, ask) -> Any:
+def _lines(stream, prompt) -> Any:
     """Lines from stdin (a terminal reads with a prompt so it is clear the station waits for a scan)."""
-    if ask is None:
+    if prompt is None:
         for line in stream:
             yield line
         return
     while True:
-        line = ask("scan")
+        line = prompt()
         if line is None:
             return
         yield line

@@ -89,9 +89,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "generated.sent": {"vi": "Đã gửi {n} sự kiện tới Kafka", "en": "Sent {n} events to Kafka"},
     # --- scanner station -----------------------------------------------------------------------------------------
     "station.ready": {
-        "vi": "Trạm quét {step} tại {facility}: quét mã (lô, thẻ thùng, mã QR/GS1), dòng trống để kết thúc.",
-        "en": "Scanner station {step} at {facility}: scan a code (lot, crate tag, QR/GS1), blank line to finish.",
+        "vi": "Trạm quét mã – {step} tại {facility}: quét mã (lô, thẻ thùng, mã QR/GS1), dòng trống để kết thúc.",
+        "en": "Scanner station – {step} at {facility}: scan a code (lot, crate tag, QR/GS1), blank line to finish.",
     },
+    "station.ask.scan": {"vi": "Quét mã", "en": "Scan"},
     "station.ask.qty": {"vi": "Khối lượng cho lô {lot} (vd. 12,5 kg)", "en": "Quantity for lot {lot} (e.g. 12.5 kg)"},
     "station.ask.unit": {"vi": "Đơn vị (kg, t, l, unit)", "en": "Unit (kg, t, l, unit)"},
     "station.ask.units": {"vi": "Số đơn vị (gói, hộp, cái) của lô {lot}", "en": "Number of units of lot {lot}"},
@@ -125,6 +126,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "station.summary": {"vi": "Kết thúc: đã ghi nhận {ok}, từ chối {rejected}.",
                         "en": "Done: {ok} recorded, {rejected} rejected."},
     # --- words ---------------------------------------------------------------------------------------------------
+    "step.harvest": {"vi": "thu hoạch", "en": "harvest"},
+    "step.receive": {"vi": "nhận hàng", "en": "receiving"},
+    "step.inspect": {"vi": "kiểm nghiệm", "en": "inspection"},
+    "step.package": {"vi": "đóng gói", "en": "packaging"},
+    "step.ship": {"vi": "vận chuyển", "en": "shipping"},
+    "step.sell": {"vi": "bán hàng", "en": "sales"},
     "unit.kg": {"vi": "kg", "en": "kg"},
     "unit.t": {"vi": "tấn", "en": "t"},
     "unit.l": {"vi": "lít", "en": "l"},
