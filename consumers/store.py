@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x0C0F_7AC3  # PostgreSQL advisory lock held while migrating
+_MIGRATE_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -434,7 +436,7 @@ class Store:
         from alembic import command
 
         cfg = self.alembic_config()
-        with self.engine.connect() as conn:
+        with _MIGRATE_LOCK, self.engine.connect() as conn:  # alembic's context is process-global
             conn = conn.execution_options(ocop_write=True)
             pg = self.dialect == "postgresql"
             if pg:  # several processes may start at once (sink, web): one migrates, the others wait
@@ -723,8 +725,8 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         try:
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
         finally:
             cur.close()
