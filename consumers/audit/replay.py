@@ -337,9 +337,24 @@ class Replay:
     slices: list[Slice]
     stamp_ranges: list[dict] = field(default_factory=list)
     partial: bool = False  # True when --since/--until cut the supply history
+    _area_recalls: dict | None = field(default=None, repr=False)
 
     def events(self) -> Iterator[Msg]:
         return (m for m in self.log if m.event is not None)
+
+    def lot_events(self, lot: str) -> list[dict]:
+        """The accepted events of a lot's record: those touching it, and recalls of a growing area it comes from."""
+        if self._area_recalls is None:
+            self._area_recalls = {}
+            for m in self.events():
+                ev = m.event
+                if ev["event_type"] == "recall" and ev["payload"]["scope"] == "area":
+                    self._area_recalls.setdefault(ev["payload"]["target"], {})[ev["event_id"]] = ev
+        st = self.projection.states.get(lot)
+        out = list(st["events"].values()) if st else []
+        for area in sorted({o["area_code"] for o in (self.records.get(lot) or {}).get("origins", [])}):
+            out += self._area_recalls.get(area, {}).values()
+        return out
 
     @property
     def offsets(self) -> dict[str, int]:
@@ -483,10 +498,9 @@ def select(rep: Replay, f: Filters) -> list[str]:
             raise BadFilter(f"unknown lot {f.lot!r}: no event of the replayed log names it")
         lots &= lineage_closure(records, f.lot)
     if f.subject is not None:
-        states = rep.projection.states
         mine = {lot for lot, rec in records.items()
                 if rec["subject_id"] == f.subject
-                or any(e["actor"]["subject_id"] == f.subject for e in states[lot]["events"].values())}
+                or any(e["actor"]["subject_id"] == f.subject for e in rep.projection.states[lot]["events"].values())}
         if not mine and master.get("subject", f.subject) is None:
             raise BadFilter(f"unknown subject {f.subject!r}: not registered and no event names it")
         lots &= mine
@@ -502,17 +516,16 @@ def select(rep: Replay, f: Filters) -> list[str]:
             raise BadFilter(f"unknown product {f.product!r}: not registered and no lot is packaged as it")
         lots &= mine
     if f.since is not None or f.until is not None:
-        states = rep.projection.states
-        lots = {lot for lot in lots if any(_in_period(e, f.since, f.until) for e in states[lot]["events"].values())}
+        lots = {lot for lot in lots if any(_in_period(e, f.since, f.until) for e in rep.lot_events(lot))}
     return sorted(lots)
 
 
 def events_of(rep: Replay, lots: Iterable[str], f: Filters | None = None) -> list[dict]:
-    """The accepted events touching ``lots`` (each once), ordered by time then id; within the period if given."""
+    """The accepted events of ``lots`` (each once; see :meth:`Replay.lot_events`), ordered by time then id; within
+    the period if given."""
     out: dict[str, dict] = {}
     for lot in lots:
-        st = rep.projection.states.get(lot)
-        for eid, ev in (st or {}).get("events", {}).items():
+        for ev in rep.lot_events(lot):
             if f is None or (f.since is None and f.until is None) or _in_period(ev, f.since, f.until):
-                out[eid] = ev
+                out[ev["event_id"]] = ev
     return sorted(out.values(), key=order_key)

@@ -14,7 +14,7 @@ from consumers.audit.replay import Msg, fold
 from consumers.audit.verify import (MASTER_PREFIX, check_checkpoint, head_lines, make_checkpoint, parse_lines,
                                     root_of, verify_log, walk)
 from schemas import codec, topics
-from schemas.events import canonical_hash, event_key, new_event
+from schemas.events import MASTER_TYPES, canonical_hash, event_key, new_event
 
 SUBJECT, AREA, GTIN = "HTX-HAODAT", "VN-TN-TC-001", "08938505974194"
 NS = uuid.UUID("6a3c0f4e-1111-4222-8333-444455556666")
@@ -66,7 +66,7 @@ def as_log(events: list[dict]) -> list[Msg]:
     """One partition per topic, offsets in list order (enough for chains: a key lives in one partition)."""
     out, offsets = [], {}
     for ev in events:
-        topic = topics.MASTER.name if ev["event_type"] in ("area", "product") else topics.SUPPLY.name
+        topic = topics.MASTER.name if ev["event_type"] in MASTER_TYPES else topics.SUPPLY.name
         off = offsets.get(topic, 0)
         offsets[topic] = off + 1
         out.append(Msg(topic, 0, off, 0, event_key(ev), ev, None, canonical_hash(ev)))
