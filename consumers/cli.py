@@ -333,7 +333,12 @@ def render_lot(console, data: dict, lineage: dict, lang: str = "vi") -> None:
 
     console.print(lineage_tree(lineage, lang))
 
-    alerts = data.get("alerts") or []
+    alerts = list(data.get("alerts") or [])
+    known = {(a["rule"], a.get("event_id")) for a in alerts}
+    for f in rec.get("flags") or []:  # the record's open flags whose alert has not reached the read side yet
+        if (f["rule"], f.get("event_id")) not in known:
+            alerts.append({"severity": "warning", "rule": f["rule"], "detail": f["detail"], "raised_at": "",
+                           "state": "open"})
     if alerts:
         t = Table(title=L("alerts"), title_justify="left")
         for col in ("severity", "rule", "detail", "time", "state"):
