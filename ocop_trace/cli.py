@@ -99,6 +99,11 @@ from ocop_trace.stamps_cli import stamps_app  # noqa: E402
 app.add_typer(stamps_app, name="stamps")
 app.command("demo")(demo_command)
 
+# --- audit: replay|diff|verify|checkpoint|keygen|export — consumers/audit/cli.py -------------------------------
+from consumers.audit.cli import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+
 
 if __name__ == "__main__":  # python -m ocop_trace.cli
     app()
