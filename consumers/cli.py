@@ -86,6 +86,7 @@ def sink_command(
     from consumers.sink import Sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = _settings(database_url)
     sink = Sink.from_settings(settings, batch_size=batch_size)
     try:
