@@ -407,10 +407,40 @@ class Resolution:
 class Resolver:
     """Looks facts up in the read side and computes the verdict (pure :func:`verdict`)."""
 
-    def __init__(self, store: Any, signer: StampSigner, today: Callable[[], date]) -> None:
+    def __init__(self, store: Any, signer: StampSigner, today: Callable[[], date], *, cache_seconds: float = 2.0,
+                 cache_size: int = 2048, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.signer = signer
         self.today = today
+        self.cache_seconds = cache_seconds
+        self.cache_size = cache_size
+        self.clock = clock
+        self._cache: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def cached(self, key: tuple, load: Callable[[], Any]) -> Any:
+        """``load()`` at most once per ``cache_seconds`` per key: lot views, lineage and master data change only
+        when the sink writes, and a page a second or two behind is fine; the per-serial facts (flag, scan count,
+        issued range) are always read fresh."""
+        if self.cache_seconds <= 0:
+            return load()
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                self._cache.move_to_end(key)
+                return hit[1]
+        value = load()
+        with self._lock:
+            self._cache[key] = (now + self.cache_seconds, value)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
 
     def resolve(self, link: DigitalLink) -> Resolution:
         r = Resolution(link)
@@ -422,9 +452,7 @@ class Resolver:
             if link.serial is not None:
                 r.verification = self.signer.verify(link.gtin14, link.lot, link.serial)
         if r.lot is not None:
-            r.lot_view = s.lot(r.lot)
-            if r.lot_view is not None:
-                self._ancestors(r)
+            r.lot_view, r.ancestors = self.cached(("lot", r.lot), lambda: self._lot_bundle(r.lot))
         if link.serial is not None:
             if r.verification is not None and r.verification.ok and r.lot is not None and r.range is None:
                 r.range = s.stamp_range_for(link.gtin14, r.lot, r.verification.index)
@@ -436,10 +464,8 @@ class Resolver:
             r.ratings = view.get("ratings") or []
             r.subject = view.get("subject")
         else:
-            r.product = s.product(link.gtin14)
-            r.ratings = s.ratings(link.gtin14) if r.product else []
-            owner = (r.product or {}).get("owner_subject_id")
-            r.subject = s.subject(owner) if owner else None
+            r.product, r.ratings, r.subject = self.cached(("product", link.gtin14),
+                                                          lambda: self._product_bundle(link.gtin14))
         r.verdict = verdict(link, r.verification, view, r.range is not None, r.flagged, self.today())
         return r
 
@@ -467,27 +493,38 @@ class Resolver:
         else:
             r.verification = unverifiable(index)
 
-    def _ancestors(self, r: Resolution) -> None:
+    def _product_bundle(self, gtin14: str) -> tuple[dict | None, list, dict | None]:
+        s = self.store
+        product = s.product(gtin14)
+        ratings = s.ratings(gtin14) if product else []
+        owner = (product or {}).get("owner_subject_id")
+        return product, ratings, (s.subject(owner) if owner else None)
+
+    def _lot_bundle(self, lot: str) -> tuple[dict | None, list[dict]]:
+        """(the lot's view with ``ancestor_recalls``, its known ancestors' views nearest first), or (None, [])."""
+        view = self.store.lot(lot)
+        if view is None:
+            return None, []
         try:
-            lineage = self.store.lineage(r.lot, max_depth=MAX_ANCESTORS)
+            lineage = self.store.lineage(lot, max_depth=MAX_ANCESTORS)
         except SQLAlchemyError:
             raise
         except Exception:  # lineage is a nice-to-have on the page
-            log.exception("lineage of %r", r.lot)
-            return
-        recalls = []
+            log.exception("lineage of %r", lot)
+            return dict(view, ancestor_recalls=[]), []
+        ancestors, recalls = [], []
         for item in lineage.get("ancestors", [])[:MAX_ANCESTORS]:
             if not item.get("known"):
                 continue
-            view = self.store.lot(item["lot"])
-            if view is None:
+            anc = self.store.lot(item["lot"])
+            if anc is None:
                 continue
-            r.ancestors.append(view)
-            if view.get("status") == "recalled":
-                rec = (view.get("record") or {}).get("recall") or {}
-                recalls.append({"lot": item["lot"], "recall_reason": rec.get("reason") or view.get("recall_reason"),
-                                "recall_event_id": rec.get("event_id") or view.get("recall_event_id")})
-        r.lot_view = dict(r.lot_view, ancestor_recalls=recalls)
+            ancestors.append(anc)
+            if anc.get("status") == "recalled":
+                rec = (anc.get("record") or {}).get("recall") or {}
+                recalls.append({"lot": item["lot"], "recall_reason": rec.get("reason") or anc.get("recall_reason"),
+                                "recall_event_id": rec.get("event_id") or anc.get("recall_event_id")})
+        return dict(view, ancestor_recalls=recalls), ancestors
 
 
 def _facility_names(r: Resolution, store: Any) -> Callable[[str | None], dict | None]:
@@ -765,14 +802,16 @@ def _lang_links(uri_path: str, params: dict[str, str], lang: str) -> dict:
 
 
 def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today: Callable[[], date] | None = None,
-                now: Callable[[], datetime] | None = None, dedupe_seconds: float = 60.0,
+                now: Callable[[], datetime] | None = None, dedupe_seconds: float = 60.0, cache_seconds: float = 2.0,
                 emitter: ScanEmitter | None = None, limiter: TokenBucket | None = None) -> APIRouter:
     """The scan service's routes over ``store`` (a :class:`consumers.store.Store`; ``None``: one opened on
     ``settings.sqlalchemy_url`` and closed with the app), producing scans with ``producer`` (an
     :class:`producers.client.EventProducer` or the server's lazy one; ``None``: no scan events).
 
-    ``today``/``now`` (local date/time) are for tests; the router's ``emitter``, ``limiter`` and ``store``
-    attributes are exposed for tests and metrics."""
+    ``cache_seconds``: how long a lot's view (record, lineage, master data) is reused between requests (0: never);
+    the serial's own facts (suspicious flag, scan count, issued range) are always read fresh.
+    ``today``/``now`` (local date/time) are for tests; the router's ``emitter``, ``limiter``, ``resolver`` and
+    ``store`` attributes are exposed for tests and metrics."""
     owned_store = store is None
     if owned_store:
         store = store_mod.Store(settings.sqlalchemy_url)
@@ -784,7 +823,7 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
     default_lang = getattr(settings, "lang", "vi")
     base = str(getattr(settings, "resolver_base", "")).rstrip("/")
     signer = StampSigner.from_settings(settings)
-    resolver = Resolver(store, signer, today)
+    resolver = Resolver(store, signer, today, cache_seconds=cache_seconds)
     emitter = emitter or ScanEmitter(producer, dedupe_seconds=dedupe_seconds)
     limiter = limiter or TokenBucket(settings.scan_rate_per_minute)
     css = (STATIC / "scan.css").read_text(encoding="utf-8")
