@@ -454,3 +454,20 @@ def test_photo_path_decoded_with_qr_decode(tmp_path):
     Image.new("RGB", (64, 64), "white").save(blank)
     with pytest.raises(CodeError, match="no QR code"):
         read_code(f"@{blank}", "en")
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(valid_from="2025-01-01", valid_to="2024-12-31"), "payload.valid_to"),
+    (dict(certifications=["VietGAP:VG-1:2025-01-01:2024-01-01"]), "payload.certifications[0].valid_to"),
+])
+def test_validity_periods_must_not_end_before_they_start(kwargs, field):
+    with pytest.raises(Invalid) as e:
+        intake.area(ENV, code="A1", owner="S", crops="chè", area_ha=1, location="21.5,105.7", **kwargs)
+    assert e.value.field == field
+
+
+def test_stamps_requested_is_bounded():
+    with pytest.raises(Invalid) as e:
+        intake.package(ENV, lot="L1", gtin=GTIN, units=5, stamps=1_000_001)
+    assert e.value.field == "payload.stamps_requested"
+    assert intake.package(ENV, lot="L1", gtin=GTIN, units=5, stamps=5)["payload"]["stamps_requested"] == 5
