@@ -601,11 +601,15 @@ def epc_class(gtin: str, lot: str) -> str:
     return f"{DIGITAL_LINK_BASE}/01/{gtin.zfill(14)}/10/{quote(lot, safe='')}"
 
 
-def parse_epc_class(value: Any, field: str = "epcClass") -> tuple[str, str]:
-    """GTIN-14 and lot of an LGTIN EPC class (``urn:epc:class:lgtin:...`` or a Digital Link with AI 01 and 10)."""
+def parse_epc_class(value: Any, field: str = "epcClass") -> tuple[str | None, str]:
+    """GTIN-14 and lot of an LGTIN EPC class (``urn:epc:class:lgtin:...`` or a Digital Link with AI 01 and 10);
+    the project's own lot class ``urn:ocop-trace:epcis:lot:<lot>`` (a lot whose product is not known yet) gives
+    ``(None, lot)``."""
     if not isinstance(value, str) or not value.strip():
         raise Invalid(field, "is required (an LGTIN: urn:epc:class:lgtin:... or https://id.gs1.org/01/<GTIN>/10/<lot>)")
     text = value.strip()
+    if text.startswith(f"{OCOP_NS}lot:") and len(text) > len(f"{OCOP_NS}lot:"):
+        return None, unquote(text[len(f"{OCOP_NS}lot:"):])
     dl = to_digital_link(text) if text.startswith("urn:epc:class:") else None
     pairs = _parse_digital_link(dl or text)
     if pairs and pairs[0][0] == "01":
@@ -655,6 +659,12 @@ def place_id(value: Any) -> str | None:
     return text
 
 
+def _is_area(location: Any) -> bool:
+    """A growing area given as a place (a harvest's bizLocation ``urn:ocop-trace:epcis:area:<code>``)."""
+    ident = location.get("id") if isinstance(location, dict) else location
+    return isinstance(ident, str) and ident.strip().startswith(f"{OCOP_NS}area:")
+
+
 def _local(key: str) -> str:
     return re.split(r"[:/#]", key)[-1]
 
@@ -674,7 +684,8 @@ def _text(v: Any) -> str | None:
     return None if v is None else _scalar_text(v).strip()
 
 
-def _event_time(ev: dict) -> datetime:
+def _occurred_at(ev: dict) -> str:
+    """``eventTime`` at ``eventTimeZoneOffset`` as ISO 8601 (kept as written when it already has that offset)."""
     raw = ev.get("eventTime")
     if not isinstance(raw, str):
         raise Invalid("eventTime", "is required")
@@ -688,8 +699,9 @@ def _event_time(ev: dict) -> datetime:
     if off is not None:
         if not isinstance(off, str) or not re.fullmatch(r"[+-]\d{2}:\d{2}", off.strip()):
             raise Invalid("eventTimeZoneOffset", f"must look like +07:00, got {off!r}")
-        dt = dt.astimezone(_offset(off.strip()))
-    return dt
+        if dt.utcoffset() != _offset(off.strip()).utcoffset(None):
+            return dt.astimezone(_offset(off.strip())).isoformat(timespec="milliseconds")
+    return raw.strip().replace("z", "Z")
 
 
 def _one(items: list, name: str, what: str = "one lot (an LGTIN quantity element)") -> tuple[dict, str]:
@@ -785,13 +797,15 @@ def from_epcis(
         raise Invalid("", "an EPCIS event must be a JSON object")
     ev = epcis_event
     event_type = event_type_of(ev)
-    occurred = _event_time(ev)
     ilmd = _facts(ev.get("ilmd"))
     ext = _facts({k: v for k, v in ev.items() if k not in STANDARD_FIELDS})
     facts = {**ilmd, **ext}
     key = dedup_key(ev, context)
-    eid = _uuid_of(ev.get("eventID"))
-    facility = place_id(ev.get("readPoint")) or place_id(ev.get("bizLocation"))
+    eid = _uuid_of(_text(ext.get("eventId"))) or _uuid_of(ev.get("eventID"))
+    facility = place_id(ev.get("readPoint")) or (None if _is_area(ev.get("bizLocation"))
+                                                  else place_id(ev.get("bizLocation")))
+    occurred_at = _occurred_at(ev)
+    user = user or _text(ext.get("user")) or ""
 
     def fact(name: str) -> str | None:
         return _text(facts.get(name))
@@ -800,16 +814,22 @@ def from_epcis(
     payload: dict[str, Any]
     if event_type == "void":
         err = ev["errorDeclaration"] if isinstance(ev["errorDeclaration"], dict) else {}
+        declared = _facts(err)
         if not eid:
-            raise Invalid("eventID", "a correction (errorDeclaration) must name the corrected event as urn:uuid:<id>")
+            raise Invalid("eventID", "a correction (errorDeclaration) must name the corrected event as urn:uuid:<id> "
+                                     "(eventID or ocop:eventId)")
         lot = _any_lot(ev)
-        reason = cbv_word(err.get("reason"), "ER") or _text(err.get("reason")) or VOID_REASON
-        note = fact("reason")
-        payload = {"lot": lot, "voided_event_id": eid, "reason": f"{reason}: {note}" if note else reason}
+        # the project's own reason text (ocop:reason inside the declaration, as to_epcis writes it), else the CBV one
+        reason = next((_text(v) for k, v in err.items() if k != "reason" and _local(k) == "reason"), None)
+        if not reason:
+            word = cbv_word(err.get("reason"), "ER") or _text(err.get("reason")) or VOID_REASON
+            note = fact("reason")
+            reason = f"{word}: {note}" if note else word
+        payload = {"lot": lot, "voided_event_id": eid, "reason": reason}
         if err.get("declarationTime"):
-            occurred = _event_time({"eventTime": err["declarationTime"],
-                                    "eventTimeZoneOffset": ev.get("eventTimeZoneOffset")})
-        eid = None  # the void is a new event; the corrected one keeps its id
+            occurred_at = _occurred_at({"eventTime": err["declarationTime"],
+                                        "eventTimeZoneOffset": ev.get("eventTimeZoneOffset")})
+        eid = _uuid_of(_text(declared.get("voidEventId")))  # the void is a new event; the corrected keeps its id
         key += "#void"
     elif event_type == "recall":
         lot = None
@@ -864,12 +884,14 @@ def from_epcis(
             lab = fact("lab") or place_id(ev.get("bizLocation")) or place_id(ev.get("readPoint"))
             if not lab:
                 raise Invalid("bizLocation", "an inspection needs the lab (bizLocation, readPoint or ocop:lab)")
-            payload = {"lot": lot, "lab": lab, "result": result, "parameters": [],
+            payload = {"lot": lot, "lab": lab, "result": result, "parameters": _parameters(facts.get("parameters")),
                        "certificate_no": fact("certificateNo") or _text(ev.get("certificationInfo"))}
         elif event_type == "package":
+            if gtin is None:
+                raise Invalid(f"{path}.epcClass", "packaging needs the product's GTIN: an LGTIN EPC class")
             qty = parse_quantity(q, path)
             if qty["unit"] == "unit":
-                units, bulk = _units(q, path), None
+                units, bulk = _units(q, path), _bulk(facts.get("bulkQuantity"))
             else:
                 if fact("units") is None:
                     raise Invalid(f"{path}.uom", "packaging counts units: give the quantity in pieces (uom H87) "
@@ -877,7 +899,7 @@ def from_epcis(
                 units, bulk = _int(fact("units"), "ocop:units"), qty
             expiry = fact("itemExpirationDate") or fact("bestBeforeDate") or fact("sellByDate")
             payload = {"lot": lot, "gtin": gtin, "units": units, "quantity": bulk,
-                       "production_date": (fact("productionDate") or occurred.date().isoformat())[:10],
+                       "production_date": (fact("productionDate") or occurred_at[:10])[:10],
                        "expiry_date": expiry[:10] if expiry else None,
                        "stamps_requested": _int(fact("stampsRequested"), "ocop:stampsRequested")
                        if fact("stampsRequested") is not None else 0}
@@ -898,9 +920,33 @@ def from_epcis(
 
     return new_event(
         event_type, payload, subject_id=subject_id, user=user, facility=facility, source=source,
-        occurred_at=occurred.isoformat(timespec="milliseconds"), recorded_at=recorded_at,
+        occurred_at=occurred_at, recorded_at=recorded_at,
         event_id=eid or str(uuid.uuid5(EVENT_ID_NAMESPACE, key)), tz=tz,
     )
+
+
+def _parameters(value: Any) -> list[dict]:
+    """Inspection parameters written as ``ocop:parameters`` (a list of ``{ocop:name, ocop:value, ocop:limit,
+    ocop:passed}``)."""
+    out = []
+    for x in _as_list(value):
+        f = _facts(x)
+        if not f:
+            continue
+        passed = f.get("passed")
+        if isinstance(passed, str):
+            passed = passed.strip().lower() in ("true", "1", "yes", "pass")
+        out.append({"name": _text(f.get("name")) or "", "value": _text(f.get("value")) or "",
+                    "limit": _text(f.get("limit")), "passed": bool(passed)})
+    return out
+
+
+def _bulk(value: Any) -> dict | None:
+    """The bulk quantity a packaging consumed, written as ILMD ``ocop:bulkQuantity {ocop:value, ocop:uom}``."""
+    f = _facts(value)
+    if not f:
+        return None
+    return parse_quantity({"quantity": f.get("value"), "uom": _text(f.get("uom"))}, "ilmd.bulkQuantity")
 
 
 def _uuid_of(event_id: Any) -> str | None:
