@@ -222,6 +222,52 @@ def _pt_steps(hi: float, lo: float, step: float = 0.25) -> Iterator[float]:
         pt -= step
 
 
+def _right_column(
+    x0: int, y0: int, y1: int, col_w: int, size: int, lot: str, expiry_text: str | None, stars: int | None,
+    lot_may_wrap: bool,
+) -> tuple[list[TextRun], int, int, int, int] | None:
+    """Stars, lot, expiry and room for two code lines at text size ``size``, or None if they do not fit."""
+    asc, desc = pil_font(size, SANS).getmetrics()
+    line_h = round(size * 1.25)
+    col: list[TextRun] = []
+    y = y0 + asc
+    if stars:
+        bold_w = _width("OCOP ", SANS_BOLD, size)
+        ssize = round(size * 1.25)
+        if bold_w + _width(STAR * stars, SANS, ssize) > col_w:
+            return None
+        col.append(TextRun(x0, y, "OCOP", SANS_BOLD, size))
+        col.append(TextRun(x0 + round(bold_w), y, STAR * stars, SANS, ssize, STAR_COLOUR))
+        y += round(line_h * 1.15)
+    lot_line = f"Lô: {lot}"
+    if _width(lot_line, SANS, size) <= col_w:
+        col.append(TextRun(x0, y, lot_line, SANS, size))
+        y += line_h
+    elif lot_may_wrap:
+        col.append(TextRun(x0, y, "Lô:", SANS, size))
+        y += line_h
+        for part in _wrap_words(lot, SANS, size, col_w):
+            col.append(TextRun(x0, y, part, SANS, size))
+            y += line_h
+    else:
+        return None
+    if expiry_text:
+        if _width(expiry_text, SANS, size) > col_w:
+            return None
+        col.append(TextRun(x0, y, expiry_text, SANS, size))
+        y += line_h
+    # the code: monospaced, room for two lines at the bottom of the column
+    mono = pil_font(size, SANS_MONO)
+    chars = int(col_w // mono.getlength("0"))
+    cline_h = round(size * 1.15)
+    m_asc, m_desc = mono.getmetrics()
+    code_bottom = y1 - m_desc
+    code_top = code_bottom - cline_h - m_asc
+    if chars < 10 or y - line_h + desc > code_top:
+        return None
+    return col, size, chars, cline_h, code_bottom
+
+
 @lru_cache(maxsize=64)
 def layout_label(
     spec: LabelSpec, name: str, lot: str, expiry: date | None, stars: int | None
@@ -257,49 +303,20 @@ def layout_label(
     if col_w < spec.dots(8):
         raise LabelTooSmallError(f"{spec.width_mm}x{spec.height_mm} mm leaves no room beside the QR")
 
-    # 3. right column: the largest text size (6.5 .. 4.5 pt) at which all lines fit
+    # 3. right column: the largest text size (6.5 .. 4.5 pt) at which all lines fit, the lot on one line if
+    #    possible at any of those sizes, else broken over several
     expiry_text = f"HSD: {expiry:%d/%m/%Y}" if expiry is not None else None
-    for pt in _pt_steps(6.5, 4.5):
-        size = round(pt * ppt)
-        asc, desc = pil_font(size, SANS).getmetrics()
-        line_h = round(size * 1.25)
-        col: list[TextRun] = []
-        y = y0 + asc
-        ok = True
-        if stars:
-            bold_w = _width("OCOP ", SANS_BOLD, size)
-            ssize = round(size * 1.25)
-            if bold_w + _width(STAR * stars, SANS, ssize) > col_w:
-                ok = False
-            col.append(TextRun(x0, y, "OCOP", SANS_BOLD, size))
-            col.append(TextRun(x0 + round(bold_w), y, STAR * stars, SANS, ssize, STAR_COLOUR))
-            y += round(line_h * 1.15)
-        lot_line = f"Lô: {lot}"
-        if _width(lot_line, SANS, size) <= col_w:
-            col.append(TextRun(x0, y, lot_line, SANS, size))
-            y += line_h
-        else:
-            col.append(TextRun(x0, y, "Lô:", SANS, size))
-            y += line_h
-            for part in _wrap_words(lot, SANS, size, col_w):
-                col.append(TextRun(x0, y, part, SANS, size))
-                y += line_h
-        if expiry_text:
-            ok = ok and _width(expiry_text, SANS, size) <= col_w
-            col.append(TextRun(x0, y, expiry_text, SANS, size))
-            y += line_h
-        # code: mono, room for two lines at the bottom
-        csize = size
-        cadv = pil_font(csize, SANS_MONO).getlength("0")
-        chars = int(col_w // cadv)
-        cline_h = round(csize * 1.15)
-        code_bottom = y1 - pil_font(csize, SANS_MONO).getmetrics()[1]
-        code_top = code_bottom - cline_h - pil_font(csize, SANS_MONO).getmetrics()[0]
-        ok = ok and chars >= 10 and y - line_h + desc <= code_top
-        if ok:
+    found = None
+    for lot_may_wrap in (False, True):
+        for pt in _pt_steps(6.5, 4.5):
+            found = _right_column(x0, y0, y1, col_w, round(pt * ppt), lot, expiry_text, stars, lot_may_wrap)
+            if found is not None:
+                break
+        if found is not None:
             break
-    else:
+    if found is None:
         raise LabelTooSmallError(f"{spec.width_mm}x{spec.height_mm} mm is too small for this label's text")
+    col, csize, chars, cline_h, code_bottom = found
 
     return LabelLayout(
         spec=spec,
