@@ -32,12 +32,14 @@ def make_gtin(body12: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ quantities
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(VALUES, SCHEMA_UNITS)
 def test_quantity_text_round_trips(value, unit):
     q = {"value": value, "unit": unit}
     assert intake.parse_quantity(intake.quantity_text(q)) == q
 
 
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(VALUES, SCHEMA_UNITS, st.sampled_from(["{v} {u}", "{v}{u}", "  {v}   {u} ", "{v} {U}"]))
 def test_any_valid_quantity_string_parses_and_survives_avro(value, unit, form):
     text = form.format(v=repr(value), u=unit, U=unit.upper())
@@ -46,6 +48,7 @@ def test_any_valid_quantity_string_parses_and_survives_avro(value, unit, form):
     assert decode_event(encode_event(ev))["payload"]["quantity"] == {"value": value, "unit": unit}
 
 
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=99))
 def test_vietnamese_decimal_comma(whole, frac):
     q = intake.parse_quantity(f"{whole},{frac:02d} kg")
@@ -66,6 +69,7 @@ def test_unit_words(text, expected):
         assert intake.parse_quantity(text) == expected
 
 
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(st.floats(min_value=1e-6, max_value=1e9, allow_nan=False), SCHEMA_UNITS)
 def test_negative_quantity_rejected_naming_the_field(value, unit):
     with pytest.raises(Invalid) as e:
@@ -74,6 +78,7 @@ def test_negative_quantity_rejected_naming_the_field(value, unit):
     assert "≥ 0" in e.value.reason
 
 
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(st.text(alphabet=st.characters(whitelist_categories=("Ll", "Lu")), min_size=1, max_size=8))
 def test_unknown_unit_rejected_naming_the_field(word):
     assume(word.lower() not in intake.UNIT_WORDS and word.lower()[:1] not in "e")  # "e" would read as an exponent
@@ -98,6 +103,7 @@ def test_quantity_needs_a_unit():
 
 
 # ------------------------------------------------------------------------------------------------ GTINs, dates
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(st.text(alphabet="0123456789", min_size=9, max_size=9))
 def test_valid_gtin13_is_stored_as_gtin14(tail):
     gtin = make_gtin("893" + tail)
@@ -106,6 +112,7 @@ def test_valid_gtin13_is_stored_as_gtin14(tail):
     assert event_key(ev) == "0" + gtin
 
 
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(st.text(alphabet="0123456789", min_size=9, max_size=9), st.integers(min_value=1, max_value=9))
 def test_bad_gtin_check_digit_rejected(tail, delta):
     good = make_gtin("893" + tail)
@@ -116,6 +123,7 @@ def test_bad_gtin_check_digit_rejected(tail, delta):
     assert "check digit" in e.value.reason
 
 
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 1, 1)), st.integers(min_value=1, max_value=3000))
 def test_expiry_before_production_rejected(prod, days):
     exp = prod - timedelta(days=days)
@@ -127,6 +135,7 @@ def test_expiry_before_production_rejected(prod, days):
     assert ok["payload"]["production_date"] == prod.isoformat()
 
 
+@settings(deadline=None)  # the first example pays for building the schema codecs
 @given(st.integers(max_value=0))
 def test_units_must_be_positive(units):
     with pytest.raises(Invalid) as e:
@@ -427,7 +436,7 @@ def test_all_steps_known():
     assert set(STEPS) == {"harvest", "receive", "inspect", "package", "ship", "sell"}
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(
     st.text(min_size=0, max_size=30),
     st.from_regex(r"[A-Z]{2}-[0-9]{4}-[0-9]{3}( [0-9]{1,3}(,[0-9])? ?(kg|t|l|g)?)?", fullmatch=True),
