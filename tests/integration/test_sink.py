@@ -198,11 +198,18 @@ def test_sink_run_loop_follows_new_messages(store, kafka):
     assert not worker.is_alive()
 
 
-def test_sink_reconnects_after_postgres_kills_its_connections(db_url, request):
-    """A real outage on PostgreSQL: the server terminates the sink's connections while it works."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite has no server connection to kill (covered by the injected-failure test)")
-    store, kafka = request.getfixturevalue("store"), request.getfixturevalue("kafka")
+@pytest.fixture
+def pg_store(pg_database_url):
+    st = Store(pg_database_url)
+    st.migrate()
+    yield st
+    st.close()
+
+
+def test_sink_reconnects_after_postgres_kills_its_connections(pg_store, pg_database_url, kafka):
+    """A real outage on PostgreSQL: the server terminates the sink's connections while it works.
+    (PostgreSQL only: SQLite has no server connection to kill; the injected-failure test covers both.)"""
+    store, db_url = pg_store, pg_database_url
     msgs = demo_messages() * 3  # the same values again: later offsets, identical end state
     produce(kafka, msgs)
     sink = make_sink(store, kafka, batch_size=3)
