@@ -15,7 +15,6 @@ from producers.intake import Envelope, Invalid
 from producers.station import STEPS, CodeError, Station, StationConfig, parse_inline, read_code
 from qr.digital_link import DigitalLink
 from schemas.events import decode_event, encode_event, event_key, validate_event
-from schemas.validation import gtin_problem
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone(timedelta(hours=7)))
 ENV = Envelope("HTX-CHE-HAODAT", user="ba-hao", facility="HAODAT-XUONG", now=NOW)
