@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from qr.digital_link import DigitalLink
 from qr.fonts import SANS, SANS_BOLD, SANS_MONO, pil_font
-from qr.matrix import EC_LEVELS, QrMatrix, qr_matrix
+from qr.matrix import QrMatrix, qr_matrix
 
 __all__ = [
     "Label",
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 MM_PER_INCH = 25.4
+PRINT_EC_LEVELS = ("M", "Q", "H")  # QR error correction fit for printed stamps (15 %, 25 %, 30 % recovery)
 STAR = "\u2605"
 STAR_COLOUR = (176, 124, 0)  # dark gold: still prints dark on a monochrome printer
 INK = (0, 0, 0)
@@ -80,8 +81,8 @@ class LabelSpec:
             raise ValueError(f"label size {self.width_mm}x{self.height_mm} mm is outside 15..200 mm")
         if not 100 <= self.dpi <= 1200:
             raise ValueError(f"dpi must be 100..1200, got {self.dpi}")
-        if self.ec not in EC_LEVELS:
-            raise ValueError(f"ec must be one of {sorted(EC_LEVELS)}, got {self.ec!r}")
+        if self.ec not in PRINT_EC_LEVELS:
+            raise ValueError(f"ec must be one of {PRINT_EC_LEVELS} (L is too weak for print), got {self.ec!r}")
         if self.quiet_zone < 4:
             raise ValueError("the QR quiet zone must be at least 4 modules")
 

@@ -95,7 +95,7 @@ def test_matrix_helpers() -> None:
 def test_spec() -> None:
     assert (SPEC.width_px, SPEC.height_px) == (472, 354)
     assert (LabelSpec(50, 30, 600).width_px, LabelSpec(50, 30, 600).height_px) == (1181, 709)
-    for bad in ({"width_mm": 5}, {"dpi": 50}, {"ec": "X"}, {"quiet_zone": 2}):
+    for bad in ({"width_mm": 5}, {"dpi": 50}, {"ec": "X"}, {"ec": "L"}, {"quiet_zone": 2}):
         with pytest.raises(ValueError):
             LabelSpec(**bad)
 
@@ -259,7 +259,8 @@ def degrade(img: Image.Image, *, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def test_labels_decode_after_print_like_degradation() -> None:
-    r = LabelRenderer(SPEC, NAME, LOT, date(2025, 12, 31), 4)
+@pytest.mark.parametrize("ec", ["M", "Q"])
+def test_labels_decode_after_print_like_degradation(ec: str) -> None:
+    r = LabelRenderer(LabelSpec(ec=ec), NAME, LOT, date(2025, 12, 31), 4)
     for i, lb in enumerate(labels(12)):
         assert decode_image(degrade(r.render(lb.uri, lb.code), seed=i)) == [lb.uri]
