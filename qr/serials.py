@@ -119,8 +119,8 @@ class StampSigner:
     """Signs and verifies stamp serials with a set of keys, ``active`` signing new ones.
 
     ``keys`` maps key id to secret bytes (``Settings.stamp_key_map()``), ``tag_len`` is the number of base32
-    characters of MAC in each serial (``Settings.stamp_tag_len``). Instances are cheap to keep around and not
-    meant to be shared across threads while being mutated (the state cache is a plain dict).
+    characters of MAC in each serial (``Settings.stamp_tag_len``). One instance can serve many threads: its only
+    mutable state is a bounded cache of precomputed hash states, and a lost cache race only costs a recomputation.
     """
 
     def __init__(self, keys: Mapping[str, bytes], active: str, tag_len: int = 8) -> None:
