@@ -204,9 +204,9 @@ def _run_workers(bootstrap, tmp_path, n_workers: int, events, kill_after: int | 
             ws[0].wait_ready(90)
         expected = project(events, stamp_key_id=KEY_ID)
         try:
-            return wait_for(_converged(s, expected), 120, f"{n_workers} worker(s) converge")
+            return wait_for(_converged(s, expected), 300, f"{n_workers} worker(s) converge")
         except AssertionError:
-            raise AssertionError(_diff(_records(s), expected)) from None
+            raise AssertionError(f"not converged: {_diff(_records(s), expected) or 'equal only after the deadline'}") from None
     finally:
         for w in ws:
             w.stop()
