@@ -467,6 +467,10 @@ class Resolver:
             r.product, r.ratings, r.subject = self.cached(("product", link.gtin14),
                                                           lambda: self._product_bundle(link.gtin14))
         r.verdict = verdict(link, r.verification, view, r.range is not None, r.flagged, self.today())
+        if not trusted(r) and view is not None:
+            # an unissued or forged code: only the GTIN's own product and owner are shown, never the lot's story
+            r.product, r.ratings, r.subject = self.cached(("product", link.gtin14),
+                                                          lambda: self._product_bundle(link.gtin14))
         return r
 
     def _resolve_serial_only(self, r: Resolution) -> None:
@@ -551,6 +555,7 @@ def _facility_names(r: Resolution, store: Any) -> Callable[[str | None], dict | 
 def _journey(r: Resolution, store: Any) -> tuple[list[dict], list[dict]]:
     """(journey steps oldest first, inspections) of the lot and its ancestors; voided steps left out."""
     look = _facility_names(r, store)
+    area_names = {a["area_code"]: a.get("name") for v in (r.lot_view, *r.ancestors) for a in (v or {}).get("areas") or []}
     steps: dict[str, dict] = {}
     inspections: dict[str, dict] = {}
     views = [(r.lot_view, True)] + [(a, False) for a in r.ancestors]
@@ -573,10 +578,15 @@ def _journey(r: Resolution, store: Any) -> tuple[list[dict], list[dict]]:
             elif t == "sell" and detail.startswith("@ "):
                 place = look(detail[2:].strip()) or place
             q = s.get("quantity") or None
-            steps[s["event_id"]] = {
+            step = {
                 "event_id": s["event_id"], "step": t, "occurred_at": s.get("occurred_at"), "lot": lot,
                 "facility": place, "destination": dest, "quantity": q, "units": s.get("units"), "detail": detail,
             }
+            if t == "harvest" and " @ " in detail:  # "<crop> @ <area code>" (streams.fold.STEP_DETAIL)
+                crop, _, code = detail.rpartition(" @ ")
+                step["crop"], step["area_code"] = crop, code
+                step["area"] = f"{area_names[code]} ({code})" if area_names.get(code) else code
+            steps[s["event_id"]] = step
         for ins in record.get("inspections") or []:
             inspections.setdefault(ins["event_id"], {**ins, "lot": lot})
 
@@ -626,13 +636,24 @@ def _origins(r: Resolution) -> list[dict]:
     return out
 
 
+def trusted(r: Resolution) -> bool:
+    """False for a stamp the system did not issue (forged, unknown): its lot's facts must not be shown as this
+    package's (see consumers.web.verdict)."""
+    return not (r.link.serial is not None and r.verdict is not None and r.verdict.code in ("forged", "unknown"))
+
+
 def trace_json(r: Resolution, store: Any, *, uri: str, lang: str) -> dict:
-    """The JSON contract ``ocop-trace/scan/1`` (documented in docs/SCANS.md): stable keys, new ones may be added."""
+    """The JSON contract ``ocop-trace/scan/1`` (documented in docs/SCANS.md): stable keys, new ones may be added.
+
+    For a stamp that is ``forged`` or ``unknown`` only the product and producer the GTIN belongs to are given (who
+    to contact); ``lot``, ``rating``, ``origins``, ``journey``, ``inspections``, ``scans`` and ``recall`` are
+    null or empty: nothing ties the package to a lot."""
     v = r.verdict
-    view = r.lot_view or {}
+    ok = trusted(r)
+    view = (r.lot_view or {}) if ok else {}
     record = view.get("record") or {}
     product = r.product or record.get("product")
-    journey, inspections = _journey(r, store)
+    journey, inspections = _journey(r, store) if ok else ([], [])
     packaging = record.get("packaging") or {}
     recall = None
     if v.recall:
@@ -641,7 +662,7 @@ def trace_json(r: Resolution, store: Any, *, uri: str, lang: str) -> dict:
                                                 and v.recall.get("target") != r.lot else None)
         recall["advice"] = i18n.t("va.recalled", lang)
     scans = None
-    if r.scans is not None:
+    if r.scans is not None and ok:
         scans = {"previous": r.scans["count"], "first_scan_at": r.scans["first_scan_at"],
                  "last_scan_at": r.scans["last_scan_at"]}
     subject = r.subject
@@ -655,10 +676,11 @@ def trace_json(r: Resolution, store: Any, *, uri: str, lang: str) -> dict:
             "code": v.code,
             "stamp_checked": r.link.serial is not None,
             "title": i18n.t(f"v.{v.code}", lang),
+            "symbol": VERDICT_STYLE[v.code][1],
             "message": _message(v, r, lang),
             "advice": i18n.t(f"va.{v.code}", lang),
             "reasons": [{"code": c, "text": _reason_text(c, v, r, lang)} for c in v.reasons],
-            "expiry": v.expiry.isoformat() if v.expiry else None,
+            "expiry": v.expiry.isoformat() if v.expiry and ok else None,
         },
         "product": {
             "gtin": product.get("gtin"), "name_vi": product.get("name_vi"), "name_en": product.get("name_en") or None,
@@ -669,12 +691,12 @@ def trace_json(r: Resolution, store: Any, *, uri: str, lang: str) -> dict:
             "lot": r.lot, "status": view.get("status"), "production_date": packaging.get("production_date"),
             "expiry_date": packaging.get("expiry_date"), "units_packaged": view.get("units_packaged"),
         } if view else None,
-        "rating": _rating(r),
+        "rating": _rating(r) if ok else None,
         "producer": {
             "subject_id": subject.get("subject_id"), "name": subject.get("name"), "kind": subject.get("kind"),
             "address": subject.get("address") or None, "province_code": subject.get("province_code"),
         } if subject else None,
-        "origins": _origins(r),
+        "origins": _origins(r) if ok else [],
         "journey": [{**s, "label": i18n.t(f"step.{s['step']}", lang)} for s in journey],
         "inspections": [{"event_id": i.get("event_id"), "occurred_at": i.get("occurred_at"), "lab": i.get("lab"),
                          "result": i.get("result"), "certificate_no": i.get("certificate_no"), "lot": i.get("lot")}
@@ -755,7 +777,7 @@ _PHOTO_SVG = (
 PHOTO = "data:image/svg+xml," + quote(_PHOTO_SVG, safe="")
 
 VERDICT_STYLE = {
-    # code: (css class, icon)
+    # code: (css class, text symbol for programs and the <title>)
     "genuine": ("ok", "✔"),
     "forged": ("bad", "✖"),
     "suspicious": ("warn", "⚠"),
@@ -764,6 +786,20 @@ VERDICT_STYLE = {
     "unknown": ("unknown", "?"),
     "info": ("info", "ℹ"),
 }
+
+# Banner icons as inline SVG (24 x 24, drawn with currentColor): the same on every phone, no emoji font needed.
+_ICON_PATHS = {
+    "ok": "<path d='M5 12.5l4.5 4.5L19 7.5'/>",
+    "bad": "<path d='M6.5 6.5l11 11M17.5 6.5l-11 11'/>",
+    "warn": "<path d='M12 3.5L2.5 20h19L12 3.5z'/><path d='M12 10v4.5'/><path d='M12 17.4v.1'/>",
+    "stop": "<circle cx='12' cy='12' r='8.5'/><path d='M6 6l12 12'/>",
+    "late": "<circle cx='12' cy='12' r='8.5'/><path d='M12 7.5V12l3 3'/>",
+    "unknown": "<path d='M9.2 9.2a2.9 2.9 0 1 1 4.1 2.6c-.8.4-1.3 1-1.3 1.9v.6'/><path d='M12 17.4v.1'/>",
+    "info": "<path d='M12 11v6'/><path d='M12 7.4v.1'/>",
+}
+ICONS = {k: ("<svg viewBox='0 0 24 24' width='30' height='30' fill='none' stroke='currentColor' stroke-width='2.6' "
+             "stroke-linecap='round' stroke-linejoin='round' aria-hidden='true' focusable='false'>" + v + "</svg>")
+         for k, v in _ICON_PATHS.items()}
 
 
 def make_env() -> Environment:
@@ -956,9 +992,10 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
             return JSONResponse(body, headers=_headers(lang, link_header))
         if kind == "json":
             return JSONResponse(data, headers=_headers(lang, link_header))
-        style, icon = VERDICT_STYLE[data["verdict"]["code"]]
+        style, symbol = VERDICT_STYLE[data["verdict"]["code"]]
         lang_link = _lang_links(path, params, lang)
-        html = page.render("scan.html", lang=lang, d=data, style=style, icon=icon, lang_link=lang_link,
+        html = page.render("scan.html", lang=lang, d=data, style=style, symbol=symbol, icon=ICONS[style],
+                           lang_link=lang_link,
                            json_href=_with_query(path, linkType="gs1:traceability", lang=lang),
                            linkset_href=_with_query(path, linkType="all"),
                            stars=(data["rating"] or {}).get("stars") or 0, today=today())

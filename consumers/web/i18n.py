@@ -111,6 +111,12 @@ TEXT: dict[str, dict[str, str]] = {
     "h.inspections": {"vi": "Kiểm nghiệm chất lượng", "en": "Quality tests"},
     "h.scans": {"vi": "Lịch sử quét tem", "en": "Scan history"},
     "h.codes": {"vi": "Mã truy xuất", "en": "Identifiers"},
+    "h.claimed": {"vi": "Sản phẩm ghi trên tem", "en": "Product named on the stamp"},
+    "h.owner": {"vi": "Chủ sở hữu mã sản phẩm", "en": "Owner of the product code"},
+    "claimed.note": {"vi": "Mã sản phẩm trên tem thuộc sản phẩm dưới đây. Hệ thống không xác nhận gói hàng bạn "
+                           "đang cầm là sản phẩm này.",
+                     "en": "The product code on the stamp belongs to the product below. The system does not confirm "
+                           "that the package in your hand is this product."},
 
     "photo.alt": {"vi": "Ảnh minh họa sản phẩm {name} (chưa có ảnh thật)",
                   "en": "Placeholder picture of {name} (no photo yet)"},
@@ -178,6 +184,8 @@ TEXT: dict[str, dict[str, str]] = {
     "step.recall": {"vi": "Thu hồi", "en": "Recall"},
     "step.at": {"vi": "Tại {place}", "en": "At {place}"},
     "step.to": {"vi": "Đến {place}", "en": "To {place}"},
+    "step.from": {"vi": "Từ {place}", "en": "From {place}"},
+    "step.area": {"vi": "{crop} · vùng trồng {area}", "en": "{crop} · growing area {area}"},
     "step.lot": {"vi": "Lô {lot}", "en": "Batch {lot}"},
     "step.units": {"vi": "{units} đơn vị", "en": "{units} units"},
     "journey.none": {"vi": "Chưa có bước nào được ghi nhận.", "en": "No steps recorded yet."},

@@ -338,6 +338,19 @@ def test_json_contract(scan_client, world):
     assert "Accept" in r.headers["vary"] and r.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.parametrize("name", ["forged", "not_issued", "unknown_lot"])
+def test_unissued_codes_never_show_the_lots_story(scan_client, world, name):
+    """A forged or unknown stamp gets the GTIN's product and owner (whom to contact), nothing about the lot."""
+    d = get_json(scan_client, world.path(name))
+    assert d["verdict"]["code"] in ("forged", "unknown")
+    assert d["product"]["name_vi"] == "Chè Tân Cương Hảo Đạt" and d["producer"]["name"] == "Hợp tác xã chè Hảo Đạt"
+    assert d["lot"] is None and d["rating"] is None and d["recall"] is None and d["scans"] is None
+    assert d["origins"] == [] and d["journey"] == [] and d["inspections"] == [] and d["verdict"]["expiry"] is None
+    html = scan_client.get(world.path(name)).text
+    assert "Sản phẩm ghi trên tem" in html and "Hành trình sản phẩm" not in html and "sao OCOP" not in html
+    assert "Chủ sở hữu mã sản phẩm" in html
+
+
 def test_recall_json_explains_reason_and_what_to_do(scan_client, world):
     d = get_json(scan_client, world.path("recalled"))
     assert d["verdict"]["code"] == "recalled"
