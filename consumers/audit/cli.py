@@ -70,7 +70,7 @@ def _workers(n: int) -> int:
     return n if n > 0 else max(os.cpu_count() or 1, 1)
 
 
-def _replay(settings, f=None, workers: int = 0, quiet: bool = False, stamps: bool = True):
+def _replay(settings, f=None, workers: int = 0, quiet: bool = False, stamps: bool = True, hashes: bool = False):
     """The replay with a progress bar on stderr. A period filter also cuts the read supply log by time."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -91,7 +91,8 @@ def _replay(settings, f=None, workers: int = 0, quiet: bool = False, stamps: boo
         since = until = None
         if f is not None and (f.since or f.until):
             since, until = f.since, f.until
-        return replay(settings, since=since, until=until, workers=_workers(workers), progress=tick, stamps=stamps)
+        return replay(settings, since=since, until=until, workers=_workers(workers), progress=tick, stamps=stamps,
+                      hashes=hashes)
 
 
 def _print_json(obj) -> None:
@@ -198,7 +199,7 @@ def run_verify(settings, f, workers: int = 0, public_key: Optional[Path] = None,
     pub = _public_key(settings, public_key)
     cps = read_checkpoints(settings)
     live = read_live_records(settings)
-    rep = _replay(settings, f, workers, quiet=quiet)
+    rep = _replay(settings, f, workers, quiet=quiet, hashes=True)
     keys = None if f is None or f.empty else set(select(rep, f))
     report = verify_log(rep.log, live=live, checkpoints=cps, public_key=pub, log_ends=rep.offsets, keys=keys)
     if pub is None and cps:

@@ -197,22 +197,24 @@ class Msg:
 _SPEC = {s.name: s for s in LOG_TOPICS}
 
 
-def accept_record(topic: str, r) -> Msg:
-    """Run one consumer record through the validate agent's :func:`accept`."""
+def accept_record(topic: str, r, hashes: bool = True) -> Msg:
+    """Run one consumer record through the validate agent's :func:`accept` (``hashes``: also its canonical hash,
+    which verification needs and a plain replay does not)."""
     headers = tuple((k, v) for k, v in (r.headers or []))
     ev, bad = accept(Source(r.topic, r.partition, r.offset, r.key, r.value, headers), _SPEC[topic])
     key = r.key.decode("utf-8", "replace") if r.key is not None else None
     if ev is None:
         return Msg(topic, r.partition, r.offset, r.timestamp, key, None, f"{bad['error']}: {bad['reason']}")
-    return Msg(topic, r.partition, r.offset, r.timestamp, key, ev, None, canonical_hash(ev))
+    return Msg(topic, r.partition, r.offset, r.timestamp, key, ev, None, canonical_hash(ev) if hashes else None)
 
 
-def _worker(settings: Settings, slices: list[Slice], out, batch_size: int) -> None:  # pragma: no cover - subprocess
+def _worker(settings: Settings, slices: list[Slice], out, batch_size: int,
+            hashes: bool) -> None:  # pragma: no cover - subprocess
     try:
         consumer = connect(settings)
         try:
             for s, records in read(consumer, slices):
-                msgs = [accept_record(s.topic, r) for r in records]
+                msgs = [accept_record(s.topic, r, hashes) for r in records]
                 for i in range(0, len(msgs), batch_size):
                     out.put(("msgs", msgs[i:i + batch_size]))
         finally:
@@ -225,7 +227,8 @@ def _worker(settings: Settings, slices: list[Slice], out, batch_size: int) -> No
 
 
 def read_log(settings: Settings, slices: list[Slice], *, workers: int = 1,
-             progress: Callable[[int], None] | None = None, batch_size: int = 2000) -> Iterator[list[Msg]]:
+             progress: Callable[[int], None] | None = None, batch_size: int = 2000,
+             hashes: bool = True) -> Iterator[list[Msg]]:
     """Yield batches of :class:`Msg` for ``slices`` (per partition in offset order). ``workers`` > 1 splits the
     partitions over that many processes (each its own consumer); ``progress(n)`` is told of every n messages read."""
     busy = [s for s in slices if s.size > 0]
@@ -233,7 +236,7 @@ def read_log(settings: Settings, slices: list[Slice], *, workers: int = 1,
         consumer = connect(settings)
         try:
             for s, records in read(consumer, busy):
-                msgs = [accept_record(s.topic, r) for r in records]
+                msgs = [accept_record(s.topic, r, hashes) for r in records]
                 if progress:
                     progress(len(msgs))
                 yield msgs
@@ -249,7 +252,7 @@ def read_log(settings: Settings, slices: list[Slice], *, workers: int = 1,
         load[i] += s.size
     ctx = mp.get_context("fork")
     out = ctx.Queue(maxsize=64)
-    procs = [ctx.Process(target=_worker, args=(settings, share, out, batch_size), daemon=True) for share in shares]
+    procs = [ctx.Process(target=_worker, args=(settings, share, out, batch_size, hashes), daemon=True) for share in shares]
     for p in procs:
         p.start()
     try:
@@ -384,8 +387,9 @@ def fold(log: Iterable[Msg], stamp_ranges: Iterable[dict] = (), stats: Stats | N
 
 def replay(settings: Settings, *, since: datetime | date | None = None, until: datetime | date | None = None,
            workers: int = 1, progress: Callable[[int, int], None] | None = None, stamps: bool = True,
-           end_at: dict[str, int] | None = None) -> Replay:
-    """Read the log slice and fold it. ``progress(done, total)`` is called as messages arrive."""
+           end_at: dict[str, int] | None = None, hashes: bool = True) -> Replay:
+    """Read the log slice and fold it. ``progress(done, total)`` is called as messages arrive; ``hashes=False``
+    skips the per-message canonical hash (a replay that will not be verified)."""
     since_ms, until_ms = to_millis(since), to_millis(until)
     if since_ms is not None and until_ms is not None and since_ms >= until_ms:
         raise BadFilter("--since must be before --until")
@@ -411,7 +415,7 @@ def replay(settings: Settings, *, since: datetime | date | None = None, until: d
     if progress:
         progress(0, total)
     log: list[Msg] = []
-    for batch in read_log(settings, slices, workers=workers, progress=tick):
+    for batch in read_log(settings, slices, workers=workers, progress=tick, hashes=hashes):
         log.extend(batch)
     stats.read_seconds = time.perf_counter() - t0
     stats.messages = len(log)
