@@ -16,7 +16,9 @@ Command line: ``ocop-trace broker up|down|status|fetch``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
@@ -25,6 +27,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +137,18 @@ def libs_dir(settings: Settings) -> Path:
     return Path(settings.kafka_home).resolve() / "libs"
 
 
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    """An exclusive advisory lock (another `up`, a test session, setup.sh's fetch wait for it)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 # ---------------------------------------------------------------------------------------------------- jars
 def pom_hash(pom: Path = KAFKA_POM) -> str:
     return hashlib.sha256(pom.read_bytes()).hexdigest()
@@ -153,6 +168,14 @@ def ensure_jars(settings: Settings, *, pom: Path = KAFKA_POM, quiet: bool = True
     libs = libs_dir(settings)
     if jars_ready(settings, pom):
         return libs
+    with _locked(libs.with_name(".fetch.lock")):
+        if jars_ready(settings, pom):  # fetched by whoever held the lock before us
+            return libs
+        return _fetch_jars(settings, pom, quiet)
+
+
+def _fetch_jars(settings: Settings, pom: Path, quiet: bool) -> Path:
+    libs = libs_dir(settings)
     if not pom.is_file():
         raise BrokerError(f"Không thấy {pom} / {pom} not found: cannot fetch the Kafka jars")
     mvn = shutil.which("mvn")
@@ -381,8 +404,25 @@ def _format_storage(settings: Settings, paths: _Paths) -> None:
                           f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
 
 
-def start(settings: Settings | None = None, *, wait: float = 60) -> BrokerInfo:
-    """Start the local broker (idempotent) and wait until it answers; or just check an external cluster."""
+def _die_with_parent():
+    """A preexec_fn asking Linux to SIGTERM the child when its parent dies (libc loaded before the fork)."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
+
+def start(settings: Settings | None = None, *, wait: float = 60, die_with_parent: bool = False) -> BrokerInfo:
+    """Start the local broker (idempotent) and wait until it answers; or just check an external cluster.
+
+    ``die_with_parent``: the broker gets SIGTERM when the calling process dies (test sessions: no orphaned
+    brokers after a crash). The CLI's ``up`` leaves it off: the broker outlives the command.
+    """
     settings = settings or get_settings()
     if not settings.local_broker:
         t0 = time.monotonic()
@@ -391,8 +431,13 @@ def start(settings: Settings | None = None, *, wait: float = 60) -> BrokerInfo:
                           startup_seconds=time.monotonic() - t0)
 
     paths = _paths(settings)
-    bootstrap = settings.bootstrap_servers
     paths.home.mkdir(parents=True, exist_ok=True)
+    with _locked(paths.home / ".lock"):
+        return _start_locked(settings, paths, wait, die_with_parent)
+
+
+def _start_locked(settings: Settings, paths: _Paths, wait: float, die_with_parent: bool) -> BrokerInfo:
+    bootstrap = settings.bootstrap_servers
     live, _stale = _check_pid_file(paths)
     if live is not None:
         wait_ready(bootstrap, wait, pid=live, log_file=paths.log)
@@ -419,7 +464,8 @@ def start(settings: Settings | None = None, *, wait: float = 60) -> BrokerInfo:
     t0 = time.monotonic()
     with open(paths.log, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=paths.home, close_fds=True)
+                                start_new_session=True, cwd=paths.home, close_fds=True,
+                                preexec_fn=_die_with_parent() if die_with_parent else None)
     paths.pid.write_text(f"{proc.pid}\n")
     try:
         wait_ready(bootstrap, wait, pid=proc.pid, log_file=paths.log)

@@ -80,7 +80,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         s = Settings(_env_file=None, bootstrap=None, data_dir=data_dir, broker_port=bport, controller_port=cport,
                      broker_heap="512m")
         try:
-            info = broker.start(s, wait=120)
+            info = broker.start(s, wait=120, die_with_parent=True)
             break
         except broker.BrokerError as exc:
             last = exc

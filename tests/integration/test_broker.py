@@ -179,7 +179,7 @@ def test_full_lifecycle_of_a_second_broker(kafka_broker, tmp_path):
     """Start (format + run), start again, stop (SIGTERM), stop again, restart on the same data: the whole cycle."""
     _local(kafka_broker)  # jars are there; skip with an external cluster
     s = _isolated(tmp_path, broker_heap="256m")
-    info = broker.start(s, wait=120)
+    info = broker.start(s, wait=120, die_with_parent=True)
     try:
         assert not info.already_running and info.pid and info.startup_seconds is not None
         cluster_id = (tmp_path / "kafka" / "cluster.id").read_text().strip()
@@ -194,7 +194,7 @@ def test_full_lifecycle_of_a_second_broker(kafka_broker, tmp_path):
     st = broker.status(s)
     assert not st.running and not st.reachable
 
-    again = broker.start(s, wait=120)  # same data dir: no new format, same cluster id
+    again = broker.start(s, wait=120, die_with_parent=True)  # same data dir: no new format, same cluster id
     try:
         assert broker.status(s).cluster_id == cluster_id
     finally:
