@@ -93,8 +93,8 @@ def demo_events(subjects: int, lots: int, seed: int) -> list[dict]:
     recall = new_event("recall", {"scope": "lot", "target": RECALLED_LOT,
                                   "reason": "Bao bì lỗi, nguy cơ nấm mốc / packaging defect, risk of mould",
                                   "authority": "Chi cục Quản lý chất lượng Thái Bình"},
-                       subject_id="DN-TRUONGAN", occurred_at="2026-03-20T09:00:00+07:00",
-                       recorded_at="2026-03-20T09:00:00+07:00", event_id="4f1c0de0-0000-4000-8000-00000000dead",
+                       subject_id="TOIDEN-TRUONGAN", occurred_at="2026-11-05T09:00:00+07:00",
+                       recorded_at="2026-11-05T09:00:00+07:00", event_id="4f1c0de0-0000-4000-8000-00000000dead",
                        source="cli")
     named_ids = {e["event_id"] for e in named}
     named_lots = {e["payload"].get("lot") for e in named}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from schemas import codec
 from schemas.validation import FUTURE_TOLERANCE, Invalid, parse_datetime, validate
@@ -116,7 +117,9 @@ def lots_touched(ev: dict) -> list[str]:
 
 
 def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    """Sorted keys, no whitespace, UTF-8 as is (orjson: the same bytes as json.dumps(sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False) for the values events hold)."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
 def canonical_hash(ev: dict) -> str:

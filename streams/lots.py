@@ -13,11 +13,11 @@ at-least-once redelivery after a crash changes nothing: a redelivered fact re-pu
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timezone
 
 import faust
+import orjson
 
 from ocop_trace.config import Settings
 from schemas import codec, topics
@@ -29,8 +29,7 @@ from streams.master import entries_of, merge
 log = logging.getLogger("ocop.lots")
 
 
-def _dumps(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+_dumps = orjson.dumps
 
 
 def _now() -> str:
@@ -101,7 +100,7 @@ def register(app: faust.App, settings: Settings, t) -> None:
     async def lots_agent(stream):
         async for event in stream.events():
             p = event.message.partition
-            msg = json.loads(event.value)
+            msg = orjson.loads(event.value)
             kind = msg["kind"]
             mview = PartitionMaster(master, p)
             if kind == "master":

@@ -8,6 +8,7 @@ Kinds: ``subject``, ``area``, ``product``, ``facility`` (latest change wins, ord
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable, Protocol
 
 from schemas.events import MASTER_ID_FIELD
@@ -16,9 +17,15 @@ from schemas.validation import parse_datetime
 Key = tuple[str, str]
 
 
+@lru_cache(maxsize=65536)
+def instant(iso: str) -> float:
+    """POSIX seconds of an ISO 8601 date-time with offset (cached: the same strings come back often)."""
+    return parse_datetime(iso).timestamp()
+
+
 def order_key(ev: dict) -> tuple:
     """Total order of events by when they happened (UTC), ties broken by event id."""
-    return (parse_datetime(ev["occurred_at"]).timestamp(), ev["event_id"])
+    return (instant(ev["occurred_at"]), ev["event_id"])
 
 
 def recall_ref(ev: dict) -> dict:
@@ -28,7 +35,7 @@ def recall_ref(ev: dict) -> dict:
 
 
 def recall_order(ref: dict) -> tuple:
-    return (parse_datetime(ref["occurred_at"]).timestamp(), ref["event_id"])
+    return (instant(ref["occurred_at"]), ref["event_id"])
 
 
 def entries_of(ev: dict) -> list[Key]:

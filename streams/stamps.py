@@ -5,9 +5,8 @@ The range also goes to the lot's inbox so the record lists it (and the rules che
 
 from __future__ import annotations
 
-import json
-
 import faust
+import orjson
 
 from ocop_trace.config import Settings
 from schemas import codec, topics
@@ -56,5 +55,5 @@ def register(app: faust.App, settings: Settings, t) -> None:
                                              "at": req["requested_at"]}, key_id)
             for rng in ranges:
                 await out.send(key=lot.encode(), value=range_codec.encode(rng))
-                await inbox.send(key=lot.encode(), value=json.dumps({"kind": "stamps", "range": rng}).encode())
+                await inbox.send(key=lot.encode(), value=orjson.dumps({"kind": "stamps", "range": rng}))
             state[lot] = st

@@ -153,3 +153,12 @@ def test_new_event_defaults_are_valid():
     validate_event(ev)
     assert ev["occurred_at"].endswith("+07:00")
     assert json.loads(json.dumps(ev)) == ev
+
+
+def test_canonical_json_is_the_standard_library_form():
+    """The hash chain's canonical bytes (orjson) equal json.dumps(sort_keys, compact, UTF-8) on real events."""
+    from producers.generator import generate
+    from schemas.events import canonical_json
+
+    for ev in generate(3, 50, seed=5):
+        assert canonical_json(ev) == json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
