@@ -16,8 +16,9 @@ rows:
 * stamp ranges (facts) and scans are inserted once by id;
 * master data (subject, area, product, facility) keeps the latest change by ``(occurred_at UTC, event_id)``, the
   same order the workers' master view uses; ratings append to the product's history by ``event_id``.
-  Master events come from the raw ``ocop.events.master`` topic and are validated here exactly as the validate
-  agent does: invalid ones are skipped (the agent routes them to ``ocop.dlq``).
+  Master events come from the raw ``ocop.events.master`` topic and are accepted here with the validate agent's own
+  pure function (``streams.accept.accept``: decodable, valid, a master type, keyed by its entity): the others are
+  skipped (the agent routes them to ``ocop.dlq``).
 
 Messages the sink cannot apply (undecodable, or refused by the database) go to ``sink_rejects`` with the reason:
 the batch still commits, nothing is silently dropped.
@@ -58,8 +59,7 @@ from consumers.store import (
 )
 from schemas import codec, topics
 from schemas.codec import CodecError
-from schemas.events import MASTER_TYPES, decode_event, validate_event
-from schemas.validation import Invalid
+from streams.accept import Source, accept
 
 log = logging.getLogger("ocop.sink")
 
@@ -419,6 +419,13 @@ class Applier:
         if kind is None:
             reject(conn, m.topic, m.partition, m.offset, m.key, "not a topic the sink reads")
             return "rejected"
+        if kind == topics.MASTER.name:  # exactly the validate agent's acceptance (the rest is dead-lettered)
+            ev, dead = accept(Source(m.topic, m.partition, m.offset, m.key, m.value), topics.MASTER)
+            if dead is not None:
+                log.info("sink: skipping master event %s[%d]@%d (%s: %s)", m.topic, m.partition, m.offset,
+                         dead["error"], dead["reason"])
+                return "invalid"
+            return "applied" if apply_master(conn, ev, m.partition, m.offset) else "unchanged"
         if kind == topics.RECORDS.name and m.value is None:
             if m.key is None:
                 return "unchanged"
@@ -430,10 +437,8 @@ class Applier:
                 value = self._alert.decode(m.value)
             elif kind == topics.STAMPS.name:
                 value = self._stamp.decode(m.value)
-            elif kind == topics.SCANS.name:
-                value = self._scan.decode(m.value)
             else:
-                value = decode_event(m.value)
+                value = self._scan.decode(m.value)
         except CodecError as e:
             reject(conn, m.topic, m.partition, m.offset, m.key, f"{e.kind}: {e.reason}")
             return "rejected"
@@ -443,17 +448,8 @@ class Applier:
             changed = apply_alert(conn, value, m.partition, m.offset)
         elif kind == topics.STAMPS.name:
             changed = apply_stamp_range(conn, value)
-        elif kind == topics.SCANS.name:
-            changed = apply_scan(conn, value)
         else:
-            if value.get("event_type") not in MASTER_TYPES:
-                return "invalid"
-            try:
-                validate_event(value)
-            except Invalid as e:
-                log.info("sink: skipping invalid master event %s[%d]@%d: %s", m.topic, m.partition, m.offset, e)
-                return "invalid"
-            changed = apply_master(conn, value, m.partition, m.offset)
+            changed = apply_scan(conn, value)
         return "applied" if changed else "unchanged"
 
 
