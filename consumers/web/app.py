@@ -901,9 +901,12 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
                                                                  "part": part or None, "code": code or None,
                                                                  "reason": reason or None}},
                                 status_code=status, headers=headers)
+        raw = request.scope.get("raw_path") or b"/"
+        safe_path = raw.decode("ascii") if raw.isascii() and len(raw) <= MAX_PATH_BYTES and \
+            not any(b < 0x21 or b == 0x7F for b in raw) else "/"
         html = page.render("error.html", lang=lang, status=status, title=title, message=message,
                            hint=i18n.t("e.hint", lang) if status in (400, 404, 414) else None,
-                           lang_link=None)
+                           lang_link=_lang_links(safe_path.partition("?")[0], {}, lang))
         return HTMLResponse(html, status_code=status, headers=headers)
 
     def _prelude(request: Request) -> tuple[str, str, dict[str, str], str, str]:
