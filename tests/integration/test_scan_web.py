@@ -172,6 +172,30 @@ def scan_value(serial: str, lot: str, n: int, *, region: str | None = "19", when
     return s
 
 
+#: name -> (lot, stamp index, expected verdict once the world is in the read side)
+STAMPS = {
+    "genuine": ("TC-P1", 3, "genuine"),
+    "suspicious": ("TC-P1", 4, "suspicious"),       # flagged by World.flag (or by the scans agent)
+    "recalled": ("TC-P2", 0, "recalled"),           # recalled through its raw-material lot TC-H2
+    "recalled_direct": ("TC-P4", 1, "recalled"),
+    "expired": ("TC-P3", 0, "expired"),             # expired on 2026-11-25 (TODAY is 2026-12-01)
+    "not_issued": ("TC-P1", 999, "unknown"),        # a valid tag, never issued (20 stamps were)
+    "unknown_lot": ("TC-NOPE", 0, "unknown"),       # a valid tag for a lot nobody recorded
+    "forged": ("TC-P1", 5, "forged"),               # stamp 5's serial with its tag altered
+}
+
+
+def stamp_serials(signer: StampSigner) -> tuple[dict[str, str], dict[str, str]]:
+    """({name: serial}, {name: lot}) for :data:`STAMPS` — pure, usable before anything is in the read side."""
+    serials, lots = {}, {}
+    for name, (lot, index, _) in STAMPS.items():
+        serial = signer.serial(GTIN, lot, index)
+        if name == "forged":
+            serial = serial[:-2] + ("00" if serial[-2:] != "00" else "11")
+        serials[name], lots[name] = serial, lot
+    return serials, lots
+
+
 def build_world(store: Store, signer: StampSigner, key_id: str) -> World:
     """Fold :func:`world_events` with the workers' pure functions and apply everything through the sink."""
     events = world_events()
@@ -185,18 +209,7 @@ def build_world(store: Store, signer: StampSigner, key_id: str) -> World:
     w.apply(sink.apply_record, *[records[k] for k in sorted(records)])
     w.apply(sink.apply_stamp_range, *w.ranges)
 
-    def serial(name: str, lot: str, index: int) -> None:
-        w.serials[name], w.lots[name] = signer.serial(GTIN, lot, index), lot
-
-    serial("genuine", "TC-P1", 3)
-    serial("suspicious", "TC-P1", 4)
-    serial("recalled", "TC-P2", 0)        # recalled through its raw-material lot TC-H2
-    serial("recalled_direct", "TC-P4", 1)
-    serial("expired", "TC-P3", 0)
-    serial("not_issued", "TC-P1", 999)    # a valid tag, never issued (20 stamps were)
-    serial("unknown_lot", "TC-NOPE", 0)   # a valid tag for a lot nobody recorded
-    good = signer.serial(GTIN, "TC-P1", 5)
-    w.serials["forged"], w.lots["forged"] = good[:-2] + ("00" if good[-2:] != "00" else "11"), "TC-P1"
+    w.serials, w.lots = stamp_serials(signer)
     # the genuine stamp was scanned twice before today
     w.apply(sink.apply_scan, scan_value(w.serials["genuine"], "TC-P1", 0, when=at(11, 12, 10, 15)),
             scan_value(w.serials["genuine"], "TC-P1", 1, when=at(11, 15, 18, 40)))
