@@ -122,6 +122,23 @@ def _run(cmd: list[str], what: str, timeout: float = 120) -> None:
         raise RuntimeError(f"{what} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-1500:]}")
 
 
+def _reap_orphaned_clusters(bindir: Path) -> None:
+    """Stop and delete test clusters left by a test session that was killed (its owner pid is gone)."""
+    for root in Path("/tmp").glob("ocop-test-pg-*"):
+        try:
+            owner = int((root / "owner.pid").read_text())
+            os.kill(owner, 0)
+            continue  # a live session (maybe a parallel run): not ours to touch
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass
+        except PermissionError:
+            continue
+        if (root / "data" / "postmaster.pid").exists():
+            subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w",
+                                         "-t", "30", "stop"]), capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     import psycopg
@@ -133,8 +150,10 @@ def postgres_server() -> Iterator[str]:
         return
 
     bindir = _pg_bindir()
+    _reap_orphaned_clusters(bindir)
     # not under pytest's tmp dir: that one is 0700 root, which the postgres user cannot enter
     root = Path(tempfile.mkdtemp(prefix="ocop-test-pg-", dir="/tmp"))
+    (root / "owner.pid").write_text(str(os.getpid()))
     data, log = root / "data", root / "postgres.log"
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
