@@ -123,7 +123,7 @@ def world_events() -> list[dict]:
     chain("TC-P4", "TC-P4", 4, expiry="2027-11-07", stamps=5, transform=False)
     add("recall", {"scope": "lot", "target": "TC-P4", "reason": "Nhãn ghi sai hạn sử dụng",
                    "authority": "Sở Nông nghiệp và Môi trường Thái Nguyên"}, at(11, 21, 9))
-    chain("TC-H3", "TC-P3", 3, expiry="2026-11-25", stamps=5)
+    chain("TC-H3", "TC-P3", 3, expiry="2026-11-10", stamps=5)  # already past on the real clock too
     return events
 
 
@@ -178,7 +178,7 @@ STAMPS = {
     "suspicious": ("TC-P1", 4, "suspicious"),       # flagged by World.flag (or by the scans agent)
     "recalled": ("TC-P2", 0, "recalled"),           # recalled through its raw-material lot TC-H2
     "recalled_direct": ("TC-P4", 1, "recalled"),
-    "expired": ("TC-P3", 0, "expired"),             # expired on 2026-11-25 (TODAY is 2026-12-01)
+    "expired": ("TC-P3", 0, "expired"),             # expired on 2026-11-10 (TODAY is 2026-12-01)
     "not_issued": ("TC-P1", 999, "unknown"),        # a valid tag, never issued (20 stamps were)
     "unknown_lot": ("TC-NOPE", 0, "unknown"),       # a valid tag for a lot nobody recorded
     "forged": ("TC-P1", 5, "forged"),               # stamp 5's serial with its tag altered
