@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import faust
 import orjson
 
+from ocop_trace import observability as obs
 from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.events import decode_event, lots_touched
@@ -73,11 +74,14 @@ def register(app: faust.App, settings: Settings, t) -> None:
         digest = fold.canonical_digest(rec)
         if digest != last.get("digest") or force:
             await records.send(key=lot.encode(), value=record_codec.encode(rec))
+            obs.record_published()
             now = _now()
-            for alert in rules.alert_changes(lot, last.get("flags", []), rec["flags"], now):
-                await alerts.send(key=lot.encode(), value=alert_codec.encode(alert))
+            # forced (a redelivery): re-send every open alert too, in case the first sends were lost (ids dedupe)
+            for alert in rules.alert_changes(lot, [] if force else last.get("flags", []), rec["flags"], now):
+                await alerts.send(key=lot.encode(), value=alert_codec.encode(obs.alert_published(alert)))
             if rec["recall"] and (last.get("recall") or {}).get("event_id") != rec["recall"]["event_id"]:
-                await alerts.send(key=lot.encode(), value=alert_codec.encode(rules.recall_alert(lot, rec["recall"], now)))
+                await alerts.send(key=lot.encode(), value=alert_codec.encode(
+                    obs.alert_published(rules.recall_alert(lot, rec["recall"], now))))
         info = fold.upstream_info(rec)
         tell = rec["children"] if (force or info != last.get("info")) else \
             [c for c in rec["children"] if c not in last.get("children", [])]
@@ -108,11 +112,11 @@ def register(app: faust.App, settings: Settings, t) -> None:
                 for mkind, ident in entries_of(ev):
                     mkey = f"{p}|{mkind}|{ident}"
                     new = merge(mkind, master.get(mkey), ev)
-                    if new is None:
-                        continue
-                    master[mkey] = new
+                    if new is not None:
+                        master[mkey] = new
+                    # a redelivered message (after a crash) re-publishes what its first delivery may not have
                     for lot in index.get(mkey) or []:
-                        await publish(lot, lots.get(lot) or fold.new_state(lot), mview, p)
+                        await publish(lot, lots.get(lot) or fold.new_state(lot), mview, p, force=new is None)
                 continue
             if kind == "event":
                 lot = event.key.decode()
@@ -122,8 +126,8 @@ def register(app: faust.App, settings: Settings, t) -> None:
             elif kind == "upstream":
                 lot = msg["lot"]
                 st = lots.get(lot) or fold.new_state(lot)
-                if fold.apply_upstream(st, msg["parent"], msg["info"]):
-                    await publish(lot, st, mview, p)
+                fresh = fold.apply_upstream(st, msg["parent"], msg["info"])
+                await publish(lot, st, mview, p, force=not fresh)
             elif kind == "stamps":
                 rng = msg["range"]
                 st = lots.get(rng["lot"]) or fold.new_state(rng["lot"])
