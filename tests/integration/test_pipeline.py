@@ -149,6 +149,12 @@ def test_chain_end_to_end_with_master_data_and_dlq(pipeline):
     assert inv["original_value"] == invalid_bytes
     assert inv["error"] == "invalid" and inv["field"] == "payload.quantity.value" and "≥ 0" in inv["reason"]
 
+    # what the client produced comes out of the validate agent unchanged after the Avro round trip
+    sent = {e["event_id"]: e for e in master + _chain("E2E")}
+    accepted = {v["event_id"]: v for _, v in read_all(s.bootstrap, topics.ACCEPTED.full(s.topic_prefix), codec.EVENT)
+                if v["event_id"] in sent}
+    assert accepted == sent
+
     stamps = [v for _, v in read_all(s.bootstrap, topics.STAMPS.full(s.topic_prefix), codec.STAMP_RANGE)
               if v["lot"].startswith("E2E")]
     assert sorted((r["lot"], r["first_index"], r["count"]) for r in stamps) == [("E2E-P1", 0, 100), ("E2E-P2", 0, 50)]
