@@ -3,8 +3,9 @@
     python bench/audit_replay.py --lots 20000 [--workers 2] [--out bench/results/audit_replay.json]
 
 Creates the catalog under a fresh topic prefix, produces ``lots`` lots of 7 events each (+ master data), then replays
-them with :func:`consumers.audit.replay.replay` and writes the measured rate as JSON. Needs OCOP_BOOTSTRAP (or the
-project's local broker).
+them with :func:`consumers.audit.replay.replay` and writes the measured rate as JSON: wall-clock events/s, and the CPU
+seconds used (parent + worker processes) — on a shared machine the CPU figure is the one to compare. Needs
+OCOP_BOOTSTRAP (or the project's local broker).
 """
 
 from __future__ import annotations
@@ -91,11 +92,21 @@ def main() -> None:
         print(f"produced {produced} events in {time.perf_counter() - t:.1f}s under prefix {prefix}")
     else:
         s = s.model_copy(update={"topic_prefix": prefix})
+    import resource
+
+    def cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    c0, load0 = cpu(), os.getloadavg()[0]
     rep = replay(s, workers=a.workers)
+    cpu_s = cpu() - c0
     st = rep.stats
     result = {"benchmark": "audit_replay", "messages": st.messages, "lots": st.lots, "workers": a.workers,
               "read_seconds": round(st.read_seconds, 3), "fold_seconds": round(st.fold_seconds, 3),
-              "events_per_second": round(st.rate), "cpus": os.cpu_count(), "python": platform.python_version(),
+              "events_per_second": round(st.rate), "cpu_seconds": round(cpu_s, 2),
+              "events_per_cpu_second": round(st.messages / cpu_s) if cpu_s else None,
+              "load_average_before": round(load0, 2), "cpus": os.cpu_count(), "python": platform.python_version(),
               "machine": platform.machine(), "prefix": prefix}
     print(json.dumps(result))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
