@@ -81,13 +81,13 @@ def sink_command(
     database_url: str = DB_URL,
 ) -> None:
     """Keep the SQL read side up to date from Kafka (exactly once) / Đồng bộ Kafka → CSDL."""
-    import logging
-
     from consumers.sink import Sink
+    from ocop_trace.observability import serve_metrics, setup_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = _settings(database_url)
+    setup_logging(settings, "INFO")  # JSON lines with OCOP_LOG_JSON=1; kafka-python's INFO logs quieted
+    if settings.sink_metrics_port and not until_idle:  # /metrics, /healthz (ocop_sink_*)
+        serve_metrics(settings.web_host, settings.sink_metrics_port)
     sink = Sink.from_settings(settings, batch_size=batch_size)
     try:
         if migrate:

@@ -57,6 +57,7 @@ from consumers.store import (
     dumps,
     parse_instant,
 )
+from ocop_trace import observability
 from schemas import codec, topics
 from schemas.codec import CodecError
 from streams.accept import Source, accept
@@ -295,7 +296,8 @@ def set_offsets(conn: Connection, offsets: dict[tuple[str, int], int]) -> None:
 
 
 def reject(conn: Connection, topic: str, partition: int, offset: int, key: bytes | None, reason: str) -> None:
-    log.error("sink: rejected %s[%d]@%d: %s", topic, partition, offset, reason)
+    log.error("sink: rejected %s[%d]@%d: %s", topic, partition, offset, reason,
+              extra={"topic": topic, "partition": partition, "offset": offset, "key": _key_text(key), "reason": reason})
     _upsert(conn, SINK_REJECTS, {"topic": topic, "partition": partition, "offset": offset,
                                  "key": _key_text(key), "reason": reason[:2000]},
             ["topic", "partition", "offset"], None)
@@ -423,7 +425,9 @@ class Applier:
             ev, dead = accept(Source(m.topic, m.partition, m.offset, m.key, m.value), topics.MASTER)
             if dead is not None:
                 log.info("sink: skipping master event %s[%d]@%d (%s: %s)", m.topic, m.partition, m.offset,
-                         dead["error"], dead["reason"])
+                         dead["error"], dead["reason"], extra={**observability.event_context(m.value, m.key),
+                                                              "topic": m.topic, "partition": m.partition,
+                                                              "offset": m.offset, "error": dead["error"]})
                 return "invalid"
             return "applied" if apply_master(conn, ev, m.partition, m.offset) else "unchanged"
         if kind == topics.RECORDS.name and m.value is None:
@@ -555,6 +559,7 @@ class Sink:
         if self._resync:
             self._seek_from_db()
         polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+        observability.sink_lag(self)  # ocop_sink_lag, at most every few seconds
         messages = [Message(r.topic, r.partition, r.offset, r.key, r.value)
                     for tp in sorted(polled, key=lambda tp: (tp.topic, tp.partition)) for r in polled[tp]]
         if not messages:
@@ -565,6 +570,7 @@ class Sink:
             self._resync = True  # the transaction rolled back: poll the batch again from the DB's offsets
             raise
         self.stats.add(st)
+        observability.sink_batch(st)  # ocop_sink_messages_total, ocop_sink_batches_total
         return len(messages)
 
     def _caught_up(self) -> bool:

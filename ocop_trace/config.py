@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     # --- workers -----------------------------------------------------------------------------------------------
     app_id: str = "ocop-trace"
     worker_web_port: int = 6066
+    sink_metrics_port: int = Field(default=6067, ge=0, description="The sink's /metrics and /healthz (0: off).")
     table_store: str = Field(default="rocksdb://", description="faust table store URL (rocksdb:// or memory://).")
 
     # --- read side ---------------------------------------------------------------------------------------------

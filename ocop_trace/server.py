@@ -4,6 +4,8 @@ FastAPI app; ``ocop-trace serve`` runs it with uvicorn.
 * ``/api/v1/...``, ``/epcis/...`` — the intake API (:mod:`producers.api`), behind per-subject tokens;
 * ``/healthz`` — liveness (the scan web's, with its database check, when present; neither needs Kafka: the
   producer is created on the first event);
+* ``/readyz`` — readiness: 200 once the read-side and intake databases answer, else 503 with the reason;
+  ``/metrics`` — Prometheus (request latency by route template, scan verdicts, intake outcomes);
 * ``/docs``, ``/openapi.json`` — the OpenAPI docs, request bodies generated from the Avro schemas;
 * the scan web (``consumers.web.app.scan_router(settings)``), included when that module exists.
 
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import typer
 
+from ocop_trace import observability
 from ocop_trace.config import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -90,6 +93,9 @@ def create_app(settings: Settings | None = None, *, producer: Any = None) -> Fas
             return {"status": "ok"}
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # /metrics, /readyz (the databases answer) and the latency middleware, outermost (ocop_trace/observability.py)
+    observability.install_web(app, {"read_side": getattr(getattr(scan, "store", None), "engine", None),
+                                    "intake": intake.store.engine})
     return app
 
 
@@ -105,9 +111,10 @@ def serve_command(
     s = get_settings()
     host = host or s.web_host
     port = port or s.web_port
+    log_config = observability.logging_config(s.log_json, log_level)  # JSON lines with OCOP_LOG_JSON=1
     typer.echo(f"ocop-trace web on http://{host}:{port} (docs: /docs)", err=True)
     if workers > 1:
         uvicorn.run("ocop_trace.server:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level)
+                    log_level=log_level, log_config=log_config)
     else:
-        uvicorn.run(create_app(s), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(s), host=host, port=port, log_level=log_level, log_config=log_config)

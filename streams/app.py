@@ -64,12 +64,13 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lo
     )
     t = Topics(app, settings)
     # imported here so that importing streams.app has no side effects beyond this function
-    from streams import lots, scans, stamps, validate
+    from streams import health, lots, scans, stamps, validate
 
     registry = {"validate": validate.register, "lots": lots.register, "stamps": stamps.register,
                 "scans": scans.register}
     for name in agents:
         registry[name](app, settings, t)
+    health.register(app, settings)  # /healthz, /readyz, /metrics on the worker's web server
     return app
 
 
@@ -99,5 +100,7 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Run a worker until SIGINT/SIGTERM (``ocop-trace worker``)."""
     app = create_app(settings)
     ensure_changelogs(app, settings)
-    worker = faust.Worker(app, loglevel=loglevel)
+    from ocop_trace.observability import logging_config
+
+    worker = faust.Worker(app, loglevel=loglevel, logging_config=logging_config(settings.log_json, loglevel))
     worker.execute_from_commandline()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from ocop_trace import observability as obs
 from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.codec import CodecError
@@ -32,5 +33,6 @@ def register(app: faust.App, settings: Settings, t) -> None:
             st = state.get(key) or copydetect.new_state()
             reason = copydetect.observe(st, scan, th)
             if reason:
-                await alerts.send(key=scan["serial"].encode(), value=alert_codec.encode(copydetect.suspicion_alert(scan, reason)))
+                await alerts.send(key=scan["serial"].encode(), value=alert_codec.encode(
+                    obs.alert_published(copydetect.suspicion_alert(scan, reason))))
             state[key] = st

@@ -8,6 +8,7 @@ from __future__ import annotations
 import faust
 import orjson
 
+from ocop_trace import observability as obs
 from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.events import decode_event
@@ -55,5 +56,6 @@ def register(app: faust.App, settings: Settings, t) -> None:
                                              "at": req["requested_at"]}, key_id)
             for rng in ranges:
                 await out.send(key=lot.encode(), value=range_codec.encode(rng))
+                obs.stamp_range_issued(rng)
                 await inbox.send(key=lot.encode(), value=orjson.dumps({"kind": "stamps", "range": rng}))
             state[lot] = st

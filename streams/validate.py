@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from ocop_trace import observability as obs
 from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.events import encode_event
@@ -20,7 +21,8 @@ def source_of(event) -> Source:
 
 
 async def dead_letter(t, src: Source, bad: dict) -> None:
-    log.warning("dead-lettered %s/%d@%d: %s (%s)", src.topic, src.partition, src.offset, bad["reason"], bad["field"])
+    log.warning("dead-lettered %s/%d@%d: %s (%s)", src.topic, src.partition, src.offset, bad["reason"], bad["field"],
+                extra=obs.dead_lettered(bad))
     await t[topics.DLQ].send(key=src.key, value=codec.codec(codec.DLQ_ENTRY).encode(bad))
 
 
@@ -36,5 +38,6 @@ def register(app: faust.App, settings: Settings, t) -> None:
             ev, bad = accept(src, spec_of[src.topic])
             if ev is not None:
                 await accepted.send(key=src.key, value=encode_event(ev))
+                obs.event_processed(ev)
             else:
                 await dead_letter(t, src, bad)

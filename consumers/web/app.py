@@ -72,6 +72,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from consumers import store as store_mod
 from consumers.web import i18n
 from consumers.web.verdict import Verdict, unverifiable, verdict
+from ocop_trace import observability
 from qr.digital_link import DigitalLink, DigitalLinkError
 from qr.serials import StampSigner, Verification
 from schemas import topics
@@ -975,6 +976,7 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
                 scan = _scan_value(r, request, params, client)
                 if scan is not None:
                     emitter.emit(scan)
+            observability.verdict_seen(r.verdict)  # ocop_scan_verdicts_total{verdict}
             return await run_in_threadpool(_represent, r, kind, lang, uri, path, params)
         except BadRequest as e:
             return _error(request, e.status, lang, kind, part=e.part, code=e.code, reason=e.reason)
