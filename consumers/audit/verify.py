@@ -21,6 +21,7 @@ import bisect
 import hashlib
 import json
 import os
+import struct
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -289,16 +290,93 @@ def root_of(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def parse_lines(blob: bytes | None) -> dict[str, Anchor] | None:
+HEADS_MAGIC = b"OCL1"  # the heads blob: zlib of (varint key length, key, varint chain length, 32-byte head)*
+PART_MAGIC = b"OCHP"  # a message carrying one part of a heads blob too big for one Kafka message
+PART_SIZE = 900_000
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def encode_heads(lines: list[str]) -> bytes:
+    """The ``key=length:head`` lines, compactly (raw 32-byte heads) and zlib-compressed."""
+    buf = bytearray()
+    for line in lines:
+        key, _, rest = line.rpartition("=")
+        length, head = rest.split(":", 1)
+        k = key.encode()
+        buf += _varint(len(k)) + k + _varint(int(length)) + bytes.fromhex(head)
+    return HEADS_MAGIC + zlib.compress(bytes(buf), 6)
+
+
+def decode_heads(blob: bytes) -> list[str]:
+    if not blob.startswith(HEADS_MAGIC):
+        raise ValueError("not a heads blob")
+    data, i, out = zlib.decompress(blob[len(HEADS_MAGIC):]), 0, []
+
+    def varint() -> int:
+        nonlocal i
+        n = shift = 0
+        while True:
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    while i < len(data):
+        klen = varint()
+        key = data[i:i + klen].decode()
+        i += klen
+        length = varint()
+        out.append(f"{key}={length}:{data[i:i + 32].hex()}")
+        i += 32
+    return out
+
+
+def parse_lines(blob: bytes | None) -> dict[str, tuple[int, str]] | None:
     if not blob:
         return None
     out = {}
-    for line in zlib.decompress(blob).decode().split("\n"):
-        if line:
-            key, _, rest = line.rpartition("=")
-            length, head = rest.split(":", 1)
-            out[key] = (int(length), head)
+    for line in decode_heads(blob):
+        key, _, rest = line.rpartition("=")
+        length, head = rest.split(":", 1)
+        out[key] = (int(length), head)
     return out
+
+
+def split_parts(cp: dict, size: int = PART_SIZE) -> list[dict]:
+    """The Kafka messages of a checkpoint: one, or several carrying consecutive parts of its heads blob (each
+    message repeats the signed fields; the parts only count together, through the signed root)."""
+    blob = cp.get("heads") or b""
+    if len(blob) <= size:
+        return [cp]
+    chunks = [blob[i:i + size] for i in range(0, len(blob), size)]
+    return [dict(cp, heads=PART_MAGIC + struct.pack(">HH", i, len(chunks)) + c) for i, c in enumerate(chunks)]
+
+
+def join_parts(msgs: list[dict]) -> dict:
+    """A checkpoint from its messages (see :func:`split_parts`); an incomplete set says so in ``_problem``."""
+    first = msgs[0]
+    if not (first.get("heads") or b"").startswith(PART_MAGIC):
+        return first
+    parts: dict[int, bytes] = {}
+    count = 0
+    for m in msgs:
+        h = m.get("heads") or b""
+        if h.startswith(PART_MAGIC):
+            i, count = struct.unpack(">HH", h[4:8])
+            parts[i] = h[8:]
+    if len(parts) != count:
+        return dict(first, heads=None, _problem=f"incomplete: {len(parts)} of {count} parts of its heads")
+    return dict(first, heads=b"".join(parts[i] for i in range(count)))
 
 
 def _signed_bytes(cp: dict) -> bytes:
@@ -379,7 +457,7 @@ def make_checkpoint(chains: Chains, offsets: dict[str, int], private_key, *, cre
           "created_at": created_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
           "offsets": dict(sorted(offsets.items())), "chain_count": len(lines), "root": root_of(lines),
           "key_id": key_id_of(private_key.public_key()), "signature": b"",
-          "heads": zlib.compress("\n".join(lines).encode(), 9)}
+          "heads": encode_heads(lines)}
     cp["signature"] = private_key.sign(_signed_bytes(cp))
     return cp
 
@@ -423,10 +501,15 @@ def check_checkpoint(cp: dict, chains: Chains, public_key, *, ref: str = "",
         chk.problems.append("invalid signature: the checkpoint was forged or altered; rejected")
         return chk
     anchors = None
+    if cp.get("_problem"):
+        chk.problems.append(cp["_problem"])
+        return chk
     if cp.get("heads"):
-        lines_text = zlib.decompress(cp["heads"]).decode()
-        lines = [x for x in lines_text.split("\n") if x]
-        if root_of(lines) != cp["root"] or len(lines) != cp["chain_count"]:
+        try:
+            lines = decode_heads(cp["heads"])
+        except (ValueError, IndexError, zlib.error):
+            lines = None
+        if lines is None or root_of(lines) != cp["root"] or len(lines) != cp["chain_count"]:
             chk.problems.append("its per-key heads do not hash to its signed root: rejected")
             return chk
         anchors = parse_lines(cp["heads"])
@@ -514,22 +597,29 @@ def verify_log(log: list[Msg], *, live: dict[str, dict] | None = None, checkpoin
 
 
 def read_checkpoints(settings: Settings, consumer=None) -> list[tuple[str, dict]]:
-    """Every checkpoint on ``ocop.audit.checkpoints`` as (ref, checkpoint); undecodable ones as a problem entry."""
+    """Every checkpoint on ``ocop.audit.checkpoints`` as (ref, checkpoint) — the parts of a big one joined —;
+    undecodable messages as entries that fail the checks."""
     own = consumer is None
     consumer = consumer or connect(settings)
     try:
         c = codec.codec(codec.CHECKPOINT)
-        out = []
+        out: list = []
+        groups: dict[str, list] = {}
         for s, records in read(consumer, plan(consumer, settings, [topics.CHECKPOINTS])):
             for r in records:
                 ref = f"{s.topic}:{s.partition}@{r.offset}"
                 try:
-                    out.append((ref, c.decode(r.value)))
+                    cp = c.decode(r.value)
+                    if cp["checkpoint_id"] in groups:
+                        groups[cp["checkpoint_id"]].append(cp)
+                    else:
+                        groups[cp["checkpoint_id"]] = [cp]
+                        out.append((ref, cp["checkpoint_id"]))
                 except codec.CodecError as e:
                     out.append((ref, {"checkpoint_id": f"undecodable@{r.offset}", "created_at": "", "offsets": {},
                                       "chain_count": 0, "root": "", "key_id": f"undecodable: {e.reason}",
                                       "signature": b"", "heads": None}))
-        return out
+        return [(ref, join_parts(groups[x]) if isinstance(x, str) else x) for ref, x in out]
     finally:
         if own:
             consumer.close()
@@ -560,8 +650,8 @@ def read_live_records(settings: Settings, consumer=None) -> dict[str, dict]:
 
 
 def publish_checkpoint(settings: Settings, cp: dict) -> tuple[int, int]:
-    """Write a checkpoint to ``ocop.audit.checkpoints`` (the only topic the auditor writes). Returns (partition,
-    offset)."""
+    """Write a checkpoint to ``ocop.audit.checkpoints`` (the only topic the auditor writes), in parts if its heads
+    do not fit one message. Returns (partition, offset) of its first message."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -573,9 +663,10 @@ def publish_checkpoint(settings: Settings, cp: dict) -> tuple[int, int]:
 
         raise BrokerUnreachable(f"Kafka broker unreachable at {settings.bootstrap_servers} ({e})") from None
     try:
-        md = producer.send(topics.CHECKPOINTS.full(settings.topic_prefix), key=cp["checkpoint_id"].encode(),
-                           value=codec.codec(codec.CHECKPOINT).encode(cp)).get(timeout=30)
-        return md.partition, md.offset
+        futures = [producer.send(topics.CHECKPOINTS.full(settings.topic_prefix), key=cp["checkpoint_id"].encode(),
+                                 value=codec.codec(codec.CHECKPOINT).encode(part)) for part in split_parts(cp)]
+        mds = [f.get(timeout=60) for f in futures]
+        return mds[0].partition, mds[0].offset
     finally:
         producer.close()
 
