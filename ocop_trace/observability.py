@@ -363,24 +363,42 @@ def engine_check(engine: Any) -> str:
         return f"error: {type(e).__name__}"
 
 
-def install_web(app: Any, engines: Mapping[str, Any] | None = None) -> None:
-    """Add ``GET /metrics``, ``GET /readyz`` (200 once every database in ``engines`` answers, else 503 with the
-    failing ones) and :class:`MetricsMiddleware` to a FastAPI app. Call after the other middlewares."""
+def store_check(store: Any) -> str:
+    """``ok`` if a :class:`consumers.store.Store` answers and its schema is migrated (``ocop-trace db upgrade``)."""
+    try:
+        return "ok" if store.current_revision() else "error: no schema (run ocop-trace db upgrade)"
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        return f"error: {type(e).__name__}"
+
+
+def check(target: Any) -> str:
+    """A readiness check of a Store (schema at some revision), an Engine (``SELECT 1``) or a callable -> str."""
+    if hasattr(target, "current_revision"):
+        return store_check(target)
+    if hasattr(target, "connect"):
+        return engine_check(target)
+    return str(target())
+
+
+def install_web(app: Any, databases: Mapping[str, Any] | None = None) -> None:
+    """Add ``GET /metrics``, ``GET /readyz`` (200 once every database answers, see :func:`check`; else 503 naming
+    the failing ones) and :class:`MetricsMiddleware` to a FastAPI app. Call after the other middlewares."""
     from fastapi.responses import JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
-    checks = {name: eng for name, eng in (engines or {}).items() if eng is not None}
+    checks = {name: target for name, target in (databases or {}).items() if target is not None}
 
     def _ready() -> dict:
-        return {name: engine_check(eng) for name, eng in checks.items()}
+        return {name: check(target) for name, target in checks.items()}
 
+    # no return annotations: FastAPI would resolve them (strings here) into response models
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics():  # noqa: ANN202
         body, ctype = exposition()
         return Response(body, media_type=None, headers={"Content-Type": ctype, "Cache-Control": "no-store"})
 
     @app.get("/readyz", tags=["ops"], summary="Readiness: the databases answer")
-    async def readyz() -> JSONResponse:
+    async def readyz():  # noqa: ANN202
         dbs = await run_in_threadpool(_ready)
         ok = all(v == "ok" for v in dbs.values())
         body = {"status": "ready" if ok else "not ready", "databases": dbs}
@@ -433,8 +451,8 @@ __all__ = [
     "ALERTS_RAISED", "CONSUMER_LAG", "DLQ_ENTRIES", "EVENTS_PROCESSED", "EXTRA_FIELDS", "HTTP_INTAKE", "HTTP_LATENCY",
     "JsonFormatter", "METRIC_NAMES", "MetricsMiddleware", "RECORDS_PUBLISHED", "SCAN_VERDICTS", "SINK_BATCHES",
     "SINK_LAG", "SINK_MESSAGES", "STAMPS_ISSUED", "STAMP_RANGES_ISSUED", "TextFormatter", "WORKER_PARTITIONS",
-    "WORKER_READY", "alert_published", "dead_lettered", "engine_check", "event_context", "event_processed",
+    "WORKER_READY", "alert_published", "check", "dead_lettered", "engine_check", "event_context", "event_processed",
     "exposition", "install_web", "logging_config", "partition_lag", "reason_class", "record_published",
     "route_template", "serve_metrics", "set_lag", "setup_logging", "sink_batch", "sink_lag",
-    "stamp_range_issued", "verdict_seen",
+    "stamp_range_issued", "store_check", "verdict_seen",
 ]

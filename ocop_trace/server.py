@@ -4,7 +4,8 @@ FastAPI app; ``ocop-trace serve`` runs it with uvicorn.
 * ``/api/v1/...``, ``/epcis/...`` — the intake API (:mod:`producers.api`), behind per-subject tokens;
 * ``/healthz`` — liveness (the scan web's, with its database check, when present; neither needs Kafka: the
   producer is created on the first event);
-* ``/readyz`` — readiness: 200 once the read-side and intake databases answer, else 503 with the reason;
+* ``/readyz`` — readiness: 200 once the read side answers with its schema migrated and the intake database
+  answers, else 503 with the reason;
   ``/metrics`` — Prometheus (request latency by route template, scan verdicts, intake outcomes);
 * ``/docs``, ``/openapi.json`` — the OpenAPI docs, request bodies generated from the Avro schemas;
 * the scan web (``consumers.web.app.scan_router(settings)``), included when that module exists.
@@ -94,8 +95,7 @@ def create_app(settings: Settings | None = None, *, producer: Any = None) -> Fas
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # /metrics, /readyz (the databases answer) and the latency middleware, outermost (ocop_trace/observability.py)
-    observability.install_web(app, {"read_side": getattr(getattr(scan, "store", None), "engine", None),
-                                    "intake": intake.store.engine})
+    observability.install_web(app, {"read_side": getattr(scan, "store", None), "intake": intake.store.engine})
     return app
 
 

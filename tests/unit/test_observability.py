@@ -273,6 +273,7 @@ def test_middleware_counts_intake_outcomes():
 def test_readyz_reports_the_database(tmp_path):
     good = create_engine(f"sqlite:///{tmp_path / 'ok.sqlite3'}")
     bad = create_engine("sqlite:////nonexistent-dir/ocop/x.sqlite3")
+    assert "/readyz" in TestClient(_tiny_app()).get("/openapi.json").json()["paths"]
     r = TestClient(_tiny_app({"read_side": good, "intake": None})).get("/readyz")
     assert r.status_code == 200 and r.json() == {"status": "ready", "databases": {"read_side": "ok"}}
     r = TestClient(_tiny_app({"read_side": bad, "intake": good})).get("/readyz")
@@ -280,6 +281,21 @@ def test_readyz_reports_the_database(tmp_path):
     body = r.json()
     assert body["databases"] == {"read_side": "error: OperationalError", "intake": "ok"}
     assert "read_side" in body["reason"]
+
+
+def test_readyz_wants_the_read_side_schema(tmp_path):
+    from consumers.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'ocop.sqlite3'}")
+    try:
+        c = TestClient(_tiny_app({"read_side": store, "custom": lambda: "ok"}))
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["databases"]["read_side"].startswith("error: no schema")
+        store.migrate()
+        r = c.get("/readyz")
+        assert r.status_code == 200 and r.json()["databases"] == {"read_side": "ok", "custom": "ok"}
+    finally:
+        store.close()
 
 
 def test_serve_metrics_for_the_sink():
