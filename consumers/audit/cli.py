@@ -125,7 +125,7 @@ def replay_cmd(ctx: typer.Context, lot: Optional[str] = LotOpt, subject: Optiona
               f"{sum(st.rejected.values()):,} rejected (DLQ) {dict(st.rejected) or ''} · {st.duplicates:,} duplicates · "
               f"{st.lots:,} lots · {st.seconds:.1f}s · [bold]{st.rate:,.0f} events/s[/]")
     if rep.partial:
-        con.print("[yellow]period replay: supply events before --since / after --until were not read[/]")
+        con.print("[yellow]period replay: supply events recorded more than two days before --since were not read[/]")
     table = Table("lot / lô", "subject / chủ thể", "product / sản phẩm", "status / trạng thái", "events", "chain")
     for rec in recs if limit == 0 else recs[:limit]:
         table.add_row(rec["lot"], rec["subject_id"] or "", (rec["product"] or {}).get("name_vi", ""), rec["status"],

@@ -419,8 +419,13 @@ def replay(settings: Settings, *, since: datetime | date | None = None, until: d
     t0 = time.perf_counter()
     consumer = connect(settings)
     try:
-        # master data is always read whole (it is needed to interpret any period); the period cuts the supply topic
-        slices = plan(consumer, settings, [topics.SUPPLY], since_ms=since_ms, until_ms=until_ms, end_at=end_at)
+        # Master data is always read whole (it is needed to interpret any period). The period skips the supply
+        # messages recorded before it: an event that occurred at/after --since was recorded at most a day before
+        # (validation allows occurred_at up to 24 h after recorded_at), so the read starts two days early; nothing
+        # is cut at --until (a late recording of an event in the period comes after it). The period itself is
+        # then applied to occurred_at by select() / events_of().
+        start_ms = None if since_ms is None else since_ms - 2 * 24 * 3600 * 1000
+        slices = plan(consumer, settings, [topics.SUPPLY], since_ms=start_ms, end_at=end_at)
         slices += plan(consumer, settings, [topics.MASTER], end_at=end_at)
         ranges = read_stamp_ranges(settings, consumer) if stamps else []
     finally:
@@ -446,7 +451,7 @@ def replay(settings: Settings, *, since: datetime | date | None = None, until: d
     t1 = time.perf_counter()
     proj, records = folder.finish(ranges)
     stats.fold_seconds = time.perf_counter() - t1
-    partial = since_ms is not None or until_ms is not None
+    partial = since_ms is not None
     return Replay(log, proj, records, stats, slices, ranges, partial)
 
 
