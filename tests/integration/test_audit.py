@@ -325,6 +325,11 @@ def test_cli_replay_verify_and_exports(world, tmp_path):
     r = _cli(world, "replay", "--lot", "AUD-R2", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["lots"] == ["AUD-D1", "AUD-R2"]
+    r = _cli(world, "replay", "--since", "2026-04-07", "--until", "2026-04-30", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["lots"] == ["AUD-D1"]  # the only lot with an event (by occurred_at) in the period
+    r = _cli(world, "replay", "--since", "2099-01-01", "--json")  # recorded before: nothing read from supply
+    assert r.exit_code == 0 and json.loads(r.stdout)["lots"] == []
     pub = key_paths(world["settings"])[1]
     r = _cli(world, "verify", "--public-key", str(pub))
     assert r.exit_code == 0 and "intact" in r.stdout
