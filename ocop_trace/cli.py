@@ -104,6 +104,11 @@ from consumers.audit.cli import audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 
+# --- bench: the benchmarks of bench/ with their same-run baselines — ocop_trace/bench_cli.py ---------------------
+from ocop_trace.bench_cli import bench_command  # noqa: E402
+
+app.command("bench")(bench_command)
+
 
 if __name__ == "__main__":  # python -m ocop_trace.cli
     app()
