@@ -96,6 +96,17 @@ def world(kafka_broker, tmp_path_factory):
                  120, "the worker's records")
     finally:
         w.stop()
+    from consumers.sink import Sink
+    from consumers.store import Store
+
+    store = Store(s.sqlalchemy_url)
+    store.migrate()
+    sink = Sink.from_settings(s, store, poll_timeout_ms=200)
+    try:
+        sink.run_until_idle(timeout=90)  # the SQL read side, as `ocop-trace sink` fills it
+    finally:
+        sink.close()
+        store.close()
     keygen(s)
     cp = make_checkpoint(walk(replay(s).log), replay(s).offsets, load_private_key(key_paths(s)[0]))
     publish_checkpoint(s, cp)
@@ -132,9 +143,36 @@ def test_replay_equals_the_expected_projection(world):
 
 
 def test_replay_equals_live(world):
-    report = replay_equals_live(world["settings"], use_sql=False)
+    report = replay_equals_live(world["settings"])
     assert report.clean, [d.describe() for d in report.lots]
-    assert report.compared["records"] == 3
+    assert report.compared == {"records": 3, "sql": 3} and report.skipped == {}
+
+
+def test_diff_reports_a_drifted_sql_row_field_by_field(world, tmp_path):
+    import shutil
+
+    from consumers.audit.diff import diff, live_sources
+
+    s = world["settings"]
+    db = tmp_path / "drift.sqlite3"
+    shutil.copy(s.sqlalchemy_url.removeprefix("sqlite:///"), db)
+    drifted = s.model_copy(update={"database_url": f"sqlite:///{db}"})
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        (rec,) = c.execute("select record from lots where lot = 'AUD-D1'").fetchone()
+        rec = json.loads(rec)
+        rec["units_sold"] = 99
+        c.execute("update lots set record = ? where lot = 'AUD-D1'", (json.dumps(rec),))
+        c.execute("delete from lots where lot = 'AUD-R2'")
+    records, sql, skipped = live_sources(drifted)
+    report = diff(replay(drifted).records, records=records, sql=sql, skipped=skipped)
+    assert not report.clean
+    by = {(d.lot, d.source): d for d in report.lots}
+    assert set(by) == {("AUD-D1", "sql"), ("AUD-R2", "sql")}
+    assert by["AUD-R2", "sql"].kind == "missing_in_live"
+    (f,) = by["AUD-D1", "sql"].fields
+    assert (f.field, f.live, f.replay) == ("units_sold", 99, 10)
 
 
 def test_clean_log_verifies_under_its_signed_checkpoint(world):
