@@ -17,9 +17,7 @@ live record's ⇒ altered; a one-event window ⇒ that event was altered. Design
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import json
 import os
 import struct
 import uuid
@@ -669,12 +667,3 @@ def publish_checkpoint(settings: Settings, cp: dict) -> tuple[int, int]:
         return mds[0].partition, mds[0].offset
     finally:
         producer.close()
-
-
-def summary_lines(cp: dict) -> str:
-    return json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in cp.items() if k != "heads"},
-                      ensure_ascii=False)
-
-
-def first_anchor_index(links: list[Link], offset: int) -> int:  # pragma: no cover - helper for callers
-    return bisect.bisect_left([lk.msg.offset for lk in links], offset)

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
