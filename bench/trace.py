@@ -267,12 +267,14 @@ def measure(store, lots: list[str]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------ run
-def run(quick: bool = False, out: str | None = None, fresh: bool = False, **override: int) -> dict:
+def run(quick: bool = False, out: str | None = None, fresh: bool = False, db_dir: Path | None = None,
+        **override: int) -> dict:
     sizes = {**(QUICK if quick else SIZES), **{k: v for k, v in override.items() if v}}
     stages = sorted({min(sizes["first_lots"], sizes["lots"]), sizes["lots"]})
     with Run("trace", "Full lineage of one lot (ancestors, descendants, their events), p99", quick, out) as run_:
-        DB_DIR.mkdir(parents=True, exist_ok=True)
-        path = DB_DIR / f"{'quick' if quick else 'full'}-t{sizes['template_chains']}.sqlite3"
+        folder = Path(db_dir) if db_dir else DB_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{'quick' if quick else 'full'}-t{sizes['template_chains']}.sqlite3"
         if fresh and path.exists():
             for p in path.parent.glob(path.name + "*"):
                 p.unlink()
@@ -335,7 +337,8 @@ def run(quick: bool = False, out: str | None = None, fresh: bool = False, **over
             ratio={"trace_p99_vs_naive_p99": r,
                    "trace_p99_vs_single_lot_p99": ratio(p99, last["single"]["ms"]["p99"])},
             goals=[g], rows=rows,
-            extra={"stages": stages_out, "template_seconds": tpl_s, "db": str(path.relative_to(ROOT))},
+            extra={"stages": stages_out, "template_seconds": tpl_s,
+                   "db": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)},
         )
 
 

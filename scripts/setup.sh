@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian 12 machine needs for `make demo` / `make test`. Idempotent; a second run takes ~1 s.
-#   1. system packages (apt-get only for what is missing): Java 17, Maven, PostgreSQL, Chromium + driver, fonts, poppler
+#   1. system packages (apt-get only for what is missing): Java 17, Maven, PostgreSQL, Chromium + driver, fonts, poppler,
+#      wrk (the scan benchmark's load generator)
 #   2. .venv with Python 3.11 and `pip install -e '.[dev]'` (skipped while pyproject.toml is unchanged)
 #   3. the Kafka jars from Maven Central into .kafka/libs (skipped while kafka/pom.xml is unchanged)
 set -euo pipefail
@@ -11,7 +12,7 @@ log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 # --- 1. system packages ---------------------------------------------------------------------------------------
 need=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for pkg in postgresql chromium chromium-driver fonts-dejavu-core poppler-utils; do
+for pkg in postgresql chromium chromium-driver fonts-dejavu-core poppler-utils wrk; do
   installed "$pkg" || need+=("$pkg")
 done
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
