@@ -1,6 +1,6 @@
 """Memory: the worker's resident memory (RSS) as its RocksDB tables fill with lots; 1,000,000 lots extrapolated.
 
-    python -m bench.memory [--quick] [--events 24000] [--stages 4] [--timeout 900]
+    python -m bench.memory [--quick] [--events 16000] [--stages 4] [--timeout 900]
 
 One ``python -m ocop_trace.cli worker`` (``OCOP_TABLE_STORE=rocksdb://``, as deployed) on a fresh prefix. Its RSS
 is read from ``/proc/<pid>/status`` once it is ready (the baseline: no lots), then the generated events are sent in
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.common import Run, create_catalog, goal, kafka, log, main_args, ratio, row, start_worker
 
-SIZES = {"events": 24_000, "stages": 4, "timeout": 900}
+SIZES = {"events": 16_000, "stages": 4, "timeout": 900}
 QUICK = {"events": 1_200, "stages": 2, "timeout": 300}
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Run, goal, log, main_args, percentiles, ratio, row
 
-SIZES = {"lots": 1_000_000, "first_lots": 100_000, "queries": 300, "template_chains": 2000}
+SIZES = {"lots": 1_000_000, "first_lots": 100_000, "queries": 300, "template_chains": 1000}
 QUICK = {"lots": 3_000, "first_lots": 1_000, "queries": 40, "template_chains": 200}
 DB_DIR = ROOT / "var" / "bench" / "trace"
 _TOKEN = re.compile(r"[A-Z0-9][A-Z0-9-]*")
