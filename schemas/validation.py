@@ -18,7 +18,7 @@ import re
 import uuid
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from schemas import codec
 
@@ -142,129 +142,173 @@ def _named_types(top: str) -> dict[str, dict]:
     return out
 
 
-def _type_label(s: Any) -> str:
-    if isinstance(s, dict):
-        return s.get("name") or s.get("type")
-    return str(s)
+Check = Callable[[Any], None]
 
 
-class _Validator:
+def _at(prefix: str, e: Invalid) -> Invalid:
+    """The same error one level up: ``prefix`` joined in front of its field path."""
+    if not e.field:
+        return Invalid(prefix, e.reason)
+    return Invalid(prefix + e.field if e.field.startswith("[") else f"{prefix}.{e.field}" if prefix else e.field,
+                   e.reason)
+
+
+class _Compiler:
+    """Turns a schema into nested closures once; checking a value then walks only the value.
+
+    A closure raises :class:`Invalid` with the path *below* it; each level adds its own part on the way up, so the
+    path strings are only built for a bad value.
+    """
+
     def __init__(self, top: str):
         self.named = _named_types(top)
-        self.top = self.named[top]
+        self.records: dict[str, Check] = {}
 
     def resolve(self, s: Any, ns: str) -> Any:
         if isinstance(s, str) and s not in _PRIMITIVE:
             return self.named.get(s) or self.named[f"{ns}.{s}"]
         return s
 
-    def value(self, s: Any, v: Any, path: str, ns: str, field: dict | None = None) -> None:
+    def compile(self, s: Any, ns: str, field: dict | None = None) -> Check:
         s = self.resolve(s, ns)
         if isinstance(s, list):
-            self.union(s, v, path, ns, field)
-            return
-        if isinstance(s, dict):
-            t = s["type"]
-            if t == "record":
-                self.record(s, v, path, ns)
-            elif t == "enum":
-                if v not in s["symbols"]:
-                    raise Invalid(path, f"{v!r} is not one of {', '.join(s['symbols'])}")
-            elif t == "array":
-                if not isinstance(v, (list, tuple)):
-                    raise Invalid(path, f"must be a list, got {type(v).__name__}")
-                minlen = (field or {}).get("ocop.minlen", 0)
-                if len(v) < minlen:
-                    raise Invalid(path, f"needs at least {minlen} item(s)")
-                for i, x in enumerate(v):
-                    self.value(s["items"], x, f"{path}[{i}]", ns)
-            elif t == "map":
+            return self.union(s, ns, field)
+        if isinstance(s, str):
+            return self.primitive(s, field)
+        t = s["type"]
+        if t == "record":
+            return self.record(s, ns)
+        if t == "enum":
+            symbols = frozenset(s["symbols"])
+            listed = ", ".join(s["symbols"])
+
+            def check_enum(v: Any) -> None:
+                if v not in symbols:
+                    raise Invalid("", f"{v!r} is not one of {listed}")
+            return check_enum
+        if t == "array":
+            return self.array(s, ns, (field or {}).get("ocop.minlen", 0))
+        if t == "map":
+            values = self.compile(s["values"], ns)
+
+            def check_map(v: Any) -> None:
                 if not isinstance(v, dict):
-                    raise Invalid(path, f"must be a mapping, got {type(v).__name__}")
+                    raise Invalid("", f"must be a mapping, got {type(v).__name__}")
                 for k, x in v.items():
-                    self.value(s["values"], x, f"{path}.{k}", ns)
-            else:
-                self.value(t, v, path, ns, field)
-            return
-        ok = _PRIMITIVE[s]
-        if not isinstance(v, ok) or (s != "boolean" and isinstance(v, bool)):
-            raise Invalid(path, f"must be {s}, got {type(v).__name__}")
-        if s in ("int", "long") and not (-(2**63) <= v < 2**63 and (s == "long" or -(2**31) <= v < 2**31)):
-            raise Invalid(path, f"out of range for {s}")
-        if s in ("double", "float") and not math.isfinite(v):
-            raise Invalid(path, "must be a finite number")
-        if field:
-            self.constraints(field, v, path)
+                    try:
+                        values(x)
+                    except Invalid as e:
+                        raise _at(str(k), e) from None
+            return check_map
+        return self.compile(t, ns, field)
 
-    def union(self, branches: list, v: Any, path: str, ns: str, field: dict | None) -> None:
-        if v is None:
-            if "null" in branches:
-                return
-            raise Invalid(path, "is required")
-        non_null = [b for b in branches if b != "null"]
-        if len(non_null) == 1:
-            self.value(non_null[0], v, path, ns, field)
-            return
-        errors = []
-        for b in non_null:
-            try:
-                self.value(b, v, path, ns, field)
-                return
-            except Invalid as e:
-                errors.append(e)
-        raise errors[0]
+    def primitive(self, name: str, field: dict | None) -> Check:
+        ok = _PRIMITIVE[name]
+        numeric = name in ("int", "long", "double", "float")
+        lo_int, hi_int = (-(2**31), 2**31) if name == "int" else (-(2**63), 2**63)
+        finite = name in ("double", "float")
+        f = field or {}
+        check, lo, hi = f.get("ocop.check"), f.get("ocop.min"), f.get("ocop.max")
 
-    def record(self, s: dict, v: Any, path: str, ns: str = "") -> None:
-        if not isinstance(v, dict):
-            raise Invalid(path, f"must be an object ({s['name']}), got {type(v).__name__}")
+        def check_primitive(v: Any) -> None:
+            if not isinstance(v, ok) or (numeric and isinstance(v, bool)):
+                raise Invalid("", f"must be {name}, got {type(v).__name__}")
+            if name in ("int", "long") and not lo_int <= v < hi_int:
+                raise Invalid("", f"out of range for {name}")
+            if finite and not math.isfinite(v):
+                raise Invalid("", "must be a finite number")
+            if check:
+                problem = _check(check, v)
+                if problem:
+                    raise Invalid("", problem)
+            if lo is not None and v < lo:
+                raise Invalid("", f"must be ≥ {lo}, got {v}")
+            if hi is not None and v > hi:
+                raise Invalid("", f"must be ≤ {hi}, got {v}")
+        return check_primitive
+
+    def union(self, branches: list, ns: str, field: dict | None) -> Check:
+        nullable = "null" in branches
+        checks = [self.compile(b, ns, field) for b in branches if b != "null"]
+
+        def check_union(v: Any) -> None:
+            if v is None:
+                if nullable:
+                    return
+                raise Invalid("", "is required")
+            first = None
+            for c in checks:
+                try:
+                    c(v)
+                    return
+                except Invalid as e:
+                    first = first or e
+            raise first
+        return checks[0] if len(checks) == 1 and not nullable else check_union
+
+    def array(self, s: dict, ns: str, minlen: int) -> Check:
+        items = self.compile(s["items"], ns)
+
+        def check_array(v: Any) -> None:
+            if not isinstance(v, (list, tuple)):
+                raise Invalid("", f"must be a list, got {type(v).__name__}")
+            if len(v) < minlen:
+                raise Invalid("", f"needs at least {minlen} item(s)")
+            for i, x in enumerate(v):
+                try:
+                    items(x)
+                except Invalid as e:
+                    raise _at(f"[{i}]", e) from None
+        return check_array
+
+    def record(self, s: dict, ns: str) -> Check:
         ns = s.get("_ns") or s.get("namespace") or ns
-        names = {f["name"] for f in s["fields"]}
-        extra = sorted(set(v) - names)
-        if extra:
-            raise Invalid(_join(path, extra[0]), f"unknown field (expected one of {', '.join(sorted(names))})")
+        full = s["name"] if "." in s["name"] else f"{ns}.{s['name']}"
+        if full in self.records:
+            return lambda v: self.records[full](v)  # a recursive reference: resolved at call time
+        self.records[full] = lambda v: None  # placeholder while compiling
+        names = frozenset(f["name"] for f in s["fields"])
+        expected = ", ".join(sorted(names))
+        fields = []
         for f in s["fields"]:
-            p = _join(path, f["name"])
-            if f["name"] not in v:
-                if "default" in f:
-                    continue
-                raise Invalid(p, "is required")
-            ftype = f["type"]
             selector = f.get("ocop.selector")
             if selector:  # a union whose branch is chosen by a sibling enum (Event.payload by event_type)
-                ftype = self._selected(s, selector, v, f)
-            self.value(ftype, v[f["name"]], p, ns, f)
-            after = f.get("ocop.after")
-            if after and v.get(f["name"]) is not None and v.get(after) is not None and v[f["name"]] < v[after]:
-                raise Invalid(p, f"must not be before {after} ({v[after]})")
+                enum = self.resolve(next(x for x in s["fields"] if x["name"] == selector)["type"], ns)
+                branches = {sym: self.compile(b, ns, f) for sym, b in zip(enum["symbols"], f["type"], strict=True)}
+                check = None
+            else:
+                branches, check = None, self.compile(f["type"], ns, f)
+            fields.append((f["name"], "default" in f, check, selector, branches, f.get("ocop.after")))
+        label = s["name"]
 
-    def _selected(self, s: dict, selector: str, v: dict, f: dict) -> Any:
-        enum = next(x for x in s["fields"] if x["name"] == selector)["type"]
-        enum = self.resolve(enum, s.get("_ns") or s.get("namespace", ""))
-        return f["type"][enum["symbols"].index(v[selector])]
-
-    @staticmethod
-    def constraints(f: dict, v: Any, path: str) -> None:
-        check = f.get("ocop.check")
-        if check:
-            problem = _check(check, v)
-            if problem:
-                raise Invalid(path, problem)
-        lo, hi = f.get("ocop.min"), f.get("ocop.max")
-        if lo is not None and v < lo:
-            raise Invalid(path, f"must be ≥ {lo}, got {v}")
-        if hi is not None and v > hi:
-            raise Invalid(path, f"must be ≤ {hi}, got {v}")
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+        def check_record(v: Any) -> None:
+            if not isinstance(v, dict):
+                raise Invalid("", f"must be an object ({label}), got {type(v).__name__}")
+            if not names.issuperset(v):
+                extra = sorted(set(v) - names)[0]
+                raise Invalid(extra, f"unknown field (expected one of {expected})")
+            for name, has_default, check, selector, branches, after in fields:
+                if name not in v:
+                    if has_default:
+                        continue
+                    raise Invalid(name, "is required")
+                x = v[name]
+                try:
+                    (branches[v[selector]] if branches else check)(x)
+                except Invalid as e:
+                    raise _at(name, e) from None
+                if after and x is not None and v.get(after) is not None and x < v[after]:
+                    raise Invalid(name, f"must not be before {after} ({v[after]})")
+        self.records[full] = check_record
+        return check_record
 
 
 @lru_cache(maxsize=None)
-def _validator(top: str) -> _Validator:
-    return _Validator(top)
+def _compiled(top: str) -> Check:
+    c = _Compiler(top)
+    return c.compile(c.named[top], "")
 
 
 def validate(top: str, datum: Any) -> None:
     """Raise :class:`Invalid` if ``datum`` is not a valid ``top`` (a top-level schema name)."""
-    _validator(top).record(_validator(top).top, datum, "")
+    _compiled(top)(datum)
