@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ocop_trace.broker import _die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,7 +36,7 @@ class Worker:
     def start(self) -> "Worker":
         self.proc = subprocess.Popen([sys.executable, "-m", "ocop_trace.cli", "worker", "--loglevel", "info"],
                                      cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent())  # no orphans if pytest dies
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
