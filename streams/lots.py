@@ -72,14 +72,25 @@ def register(app: faust.App, settings: Settings, t) -> None:
         rec = fold.derive(st, mview)
         last = st.get("_out") or {}
         digest = fold.canonical_digest(rec)
+        resolved = last.get("resolved", [])  # flags raised once and resolved since
         if digest != last.get("digest") or force:
             await records.send(key=lot.encode(), value=record_codec.encode(rec))
             obs.record_published()
             now = _now()
-            # forced (a redelivery): re-send every open alert too, in case the first sends were lost (ids dedupe)
-            for alert in rules.alert_changes(lot, [] if force else last.get("flags", []), rec["flags"], now):
+            old_flags = last.get("flags", [])
+            current = {rules.alert_id(lot, f) for f in rec["flags"]}
+            resolved = list({rules.alert_id(lot, f): f for f in [*resolved, *old_flags]
+                             if rules.alert_id(lot, f) not in current}.values())
+            if force:
+                # a redelivery (after a crash the table may already hold this message's effect while the alerts it
+                # sent were lost): re-send the state of every alert the lot ever had, resolved ones included
+                # (ids dedupe)
+                changes = rules.alert_changes(lot, resolved, [], now) + rules.alert_changes(lot, [], rec["flags"], now)
+            else:
+                changes = rules.alert_changes(lot, old_flags, rec["flags"], now)
+            for alert in changes:
                 await alerts.send(key=lot.encode(), value=alert_codec.encode(obs.alert_published(alert)))
-            if rec["recall"] and (last.get("recall") or {}).get("event_id") != rec["recall"]["event_id"]:
+            if rec["recall"] and (force or (last.get("recall") or {}).get("event_id") != rec["recall"]["event_id"]):
                 await alerts.send(key=lot.encode(), value=alert_codec.encode(
                     obs.alert_published(rules.recall_alert(lot, rec["recall"], now))))
         info = fold.upstream_info(rec)
@@ -96,8 +107,8 @@ def register(app: faust.App, settings: Settings, t) -> None:
             members = index.get(ikey) or []
             if lot not in members:
                 index[ikey] = [*members, lot]
-        st["_out"] = {"digest": digest, "flags": rec["flags"], "info": info, "children": rec["children"],
-                      "recall": rec["recall"], "mkeys": sorted(mkeys)}
+        st["_out"] = {"digest": digest, "flags": rec["flags"], "resolved": resolved, "info": info,
+                      "children": rec["children"], "recall": rec["recall"], "mkeys": sorted(mkeys)}
         lots[lot] = st
 
     @app.agent(inbox, name="lots")
