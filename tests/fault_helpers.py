@@ -271,7 +271,8 @@ class PgInstance:
         proc = subprocess.run(_as_postgres(cmd), capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             tail = self.log.read_text()[-1500:] if self.log.exists() else ""
-            raise AssertionError(f"{what} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}\n{tail}")
+            out = (proc.stdout + proc.stderr)[-1500:]
+            raise AssertionError(f"{what} failed (exit {proc.returncode}): {out}\n{tail}")
 
     def start(self) -> None:
         """Start (the first time on a free port, later on the same one)."""
