@@ -168,9 +168,8 @@ def expected_alert_ids(records: dict[str, dict]) -> tuple[set[str], set[str]]:
 def check_alerts(alerts: list[dict], records: dict[str, dict]) -> dict[str, dict]:
     """No duplicate effects on ocop.alerts, and the final alert states are the ones the records imply.
 
-    * an alert id always carries the same violation (rule, lot, event, detail): a re-sent alert is idempotent;
-    * between two "open" messages of an id there is a "resolved" one (a repeat "open" is only an idempotent
-      re-send of the same alert, never a second alert);
+    * an alert id always carries the same violation (rule, severity, lot, serial, event, detail): a repeated
+      "open" (a worker re-sends the alerts of a redelivered fact) is the same alert again, never a second one;
     * the latest state of every rule alert is open exactly for the flags of the final records; every final recall
       has its open recall alert (a recall alert is a notice: it is never resolved).
     Returns the latest alert per id."""
