@@ -42,8 +42,8 @@ def test_replay_equals_live_after_demo_and_generated_chains(kafka_broker, tmp_pa
             report = replay_equals_live(s, use_sql=False)
             return report if report.clean and report.compared.get("ocop.records", 0) >= len(lots) else None
 
-        wait_for(lambda: len(latest(s.bootstrap, records, codec.LOT_RECORD)) >= len(lots), 300, "every lot live")
-        wait_for(settled, 300, "replay equals ocop.records", interval=3)
+        wait_for(lambda: len(latest(s.bootstrap, records, codec.LOT_RECORD)) >= len(lots), 600, "every lot live")
+        wait_for(settled, 600, "replay equals ocop.records", interval=5)
     finally:
         worker.stop()
     sink = Sink.from_settings(s)
