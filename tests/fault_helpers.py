@@ -155,6 +155,19 @@ def wait_progress(tail: Tail, n: int, timeout: float, what: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------- checks
+def eventually(check, timeout: float = 30, interval: float = 1.0):
+    """Run ``check`` until it stops raising AssertionError (the last effects of a converged run — alerts sent after
+    their record, stamp ranges — may still be in flight); at the deadline the last failure propagates."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
+
+
 def expected_alert_ids(records: dict[str, dict]) -> tuple[set[str], set[str]]:
     """(ids of the rule alerts the final records imply, ids of their recall alerts)."""
     flags, recalls = set(), set()
