@@ -358,15 +358,16 @@ def ocop_env(bootstrap: str, prefix: str, data_dir: Path, **extra: Any) -> dict[
 
 
 def start_worker(bootstrap: str, prefix: str, data_dir: Path, *, table_store: str = "rocksdb://",
-                 timeout: float = 180) -> Proc:
+                 timeout: float = 180, argv: list[str] | None = None, env: dict[str, str] | None = None) -> Proc:
     """``python -m ocop_trace.cli worker`` (as tests/workers.py runs it), ready = its log says so and its web
     server answers."""
     import urllib.request
 
     port = free_ports(1)[0]
-    env = ocop_env(bootstrap, prefix, data_dir, OCOP_WORKER_WEB_PORT=port, OCOP_TABLE_STORE=table_store)
-    p = Proc([sys.executable, "-m", "ocop_trace.cli", "worker", "--loglevel", "info"], data_dir / "worker.log",
-             env).start()
+    env = {**ocop_env(bootstrap, prefix, data_dir, OCOP_WORKER_WEB_PORT=port, OCOP_TABLE_STORE=table_store),
+           **(env or {})}
+    p = Proc(argv or [sys.executable, "-m", "ocop_trace.cli", "worker", "--loglevel", "info"],
+             data_dir / "worker.log", env).start()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not p.alive():
@@ -409,6 +410,25 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
     finally:
         consumer.close()
         admin.close()
+
+
+def topic_messages(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Messages written so far to every topic whose name starts with ``prefix`` (sum of end offsets), by the name
+    without the prefix (catalog topics, faust changelogs and repartition topics alike)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, client_id="ocop-bench-count")
+    try:
+        names = sorted(t for t in c.topics() if t.startswith(prefix))
+        tps = [TopicPartition(t, p) for t in names for p in (c.partitions_for_topic(t) or ())]
+        ends = c.end_offsets(tps)
+        out: dict[str, int] = {}
+        for tp, n in ends.items():
+            key = tp.topic[len(prefix):]
+            out[key] = out.get(key, 0) + n
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+    finally:
+        c.close()
 
 
 def wait_for(fn, timeout: float, what: str, interval: float = 0.5):

@@ -11,11 +11,16 @@ Feeding 1,000,000 lots (~6 million events) through one worker does not fit the t
 figure at 1,000,000 lots is a least-squares line through the measured points, EXTRAPOLATED (and labelled so in
 the result). RocksDB keeps recent writes in memtables (faust's defaults: 64 MiB × 3 per table partition) and
 reads in a block cache, so growth is not linear forever: the note gives the bound those settings allow.
-Goal: < 1 GiB at 1,000,000 lots.
+With ``--what-if`` (on in full runs) the same events then go through a second worker whose RocksDB options are
+lowered (``TUNED``: 8 MiB write buffers × 2, 16 MiB block cache per table partition, set on faust's
+``RocksDBOptions`` in a wrapper process, ``python -m bench.memory --worker-child``; the project's code is
+unchanged), to show how much of the growth is RocksDB's write buffers. Goal: < 1 GiB at 1,000,000 lots.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
 import time
 import uuid
@@ -23,8 +28,24 @@ from pathlib import Path
 
 from bench.common import Run, create_catalog, goal, kafka, log, main_args, ratio, row, start_worker
 
-SIZES = {"events": 16_000, "stages": 4, "timeout": 900}
-QUICK = {"events": 1_200, "stages": 2, "timeout": 300}
+SIZES = {"events": 16_000, "stages": 4, "timeout": 900, "what_if": 1}
+QUICK = {"events": 1_200, "stages": 2, "timeout": 300, "what_if": 0}
+TUNED = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
+
+
+def worker_child() -> None:  # pragma: no cover - subprocess
+    """``ocop-trace worker`` with faust's RocksDB defaults replaced by ``OCOP_BENCH_ROCKSDB`` (JSON)."""
+    import json
+    import os
+
+    from faust.stores.rocksdb import RocksDBOptions
+
+    for k, v in json.loads(os.environ.get("OCOP_BENCH_ROCKSDB", "{}")).items():
+        setattr(RocksDBOptions, k, v)
+    from ocop_trace.config import get_settings
+    from streams.app import run_worker
+
+    run_worker(get_settings(), loglevel="info")
 
 
 def du_mib(path: Path) -> float:
@@ -40,56 +61,72 @@ def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
     return my - b * mx, b
 
 
-def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
-    sizes = {**(QUICK if quick else SIZES), **{k: v for k, v in override.items() if v}}
-    from bench.pipeline import encoded, generated, send_all, worker_lag
+def feed(bootstrap: str, folder: Path, events: list[dict], sizes: dict, argv: list[str] | None = None,
+         env: dict[str, str] | None = None) -> tuple[dict, list[dict]]:
+    """One worker on a fresh prefix; the events sent in stages; (idle RSS, one point per stage)."""
+    from bench.pipeline import encoded, send_all, worker_lag
     from schemas.events import lots_touched
+
+    prefix = f"bench-mem-{uuid.uuid4().hex[:8]}."
+    create_catalog(bootstrap, prefix)
+    msgs = encoded(events, prefix)
+    worker = start_worker(bootstrap, prefix, folder, argv=argv, env=env)
+    points = []
+    t_start = time.monotonic()
+    try:
+        time.sleep(3)
+        idle = worker.rss_mib()
+        log(f"idle worker: {idle['rss']:.0f} MiB")
+        lots: set[str] = set()
+        k = sizes["stages"]
+        bounds = [round(len(msgs) * (i + 1) / k) for i in range(k)]
+        lo = 0
+        for hi in bounds:
+            send_all(bootstrap, msgs[lo:hi])
+            for ev in events[lo:hi]:
+                lots.update(lots_touched(ev))
+            lo = hi
+            zero_since = None
+            while True:
+                if not worker.alive():
+                    raise RuntimeError(f"worker died: {worker.tail()}")
+                if time.monotonic() - t_start > sizes["timeout"]:
+                    raise TimeoutError(f"worker did not catch up within {sizes['timeout']} s")
+                lag = worker_lag(bootstrap, prefix)
+                if lag == 0:
+                    zero_since = zero_since or time.monotonic()
+                    if time.monotonic() - zero_since > 4:
+                        break
+                else:
+                    zero_since = None
+                time.sleep(1)
+            m = worker.rss_mib()
+            p = {"events": hi, "lots": len(lots), "rss_mib": m["rss"], "peak_mib": m["hwm"],
+                 "tables_disk_mib": du_mib(folder / "faust"), "t": round(time.monotonic() - t_start)}
+            points.append(p)
+            log(f"  {hi:,} events, {len(lots):,} lots: RSS {m['rss']:.0f} MiB (peak {m['hwm']:.0f}), "
+                f"tables {p['tables_disk_mib']:.0f} MiB on disk")
+    finally:
+        worker.stop()
+    return idle, points
+
+
+def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
+    sizes = {**(QUICK if quick else SIZES), **{k: v for k, v in override.items() if v is not None}}
+    from bench.pipeline import generated
 
     with Run("memory", "Worker RSS vs lots in its RocksDB tables (1M extrapolated)", quick, out) as run_, \
             tempfile.TemporaryDirectory(prefix="ocop-bench-memory-") as tmpdir, kafka() as bootstrap:
         tmp = Path(tmpdir)
         events = generated(sizes["events"], seed=21)
-        prefix = f"bench-mem-{uuid.uuid4().hex[:8]}."
-        create_catalog(bootstrap, prefix)
-        msgs = encoded(events, prefix)
-        worker = start_worker(bootstrap, prefix, tmp / "worker")
-        points = []
-        t_start = time.monotonic()
-        try:
-            time.sleep(3)
-            idle = worker.rss_mib()
-            log(f"idle worker: {idle['rss']:.0f} MiB")
-            lots: set[str] = set()
-            k = sizes["stages"]
-            bounds = [round(len(msgs) * (i + 1) / k) for i in range(k)]
-            lo = 0
-            for hi in bounds:
-                send_all(bootstrap, msgs[lo:hi])
-                for ev in events[lo:hi]:
-                    lots.update(lots_touched(ev))
-                lo = hi
-                zero_since = None
-                while True:
-                    if not worker.alive():
-                        raise RuntimeError(f"worker died: {worker.tail()}")
-                    if time.monotonic() - t_start > sizes["timeout"]:
-                        raise TimeoutError(f"worker did not catch up within {sizes['timeout']} s")
-                    lag = worker_lag(bootstrap, prefix)
-                    if lag == 0:
-                        zero_since = zero_since or time.monotonic()
-                        if time.monotonic() - zero_since > 4:
-                            break
-                    else:
-                        zero_since = None
-                    time.sleep(1)
-                m = worker.rss_mib()
-                p = {"events": hi, "lots": len(lots), "rss_mib": m["rss"], "peak_mib": m["hwm"],
-                     "tables_disk_mib": du_mib(tmp / "worker" / "faust"), "t": round(time.monotonic() - t_start)}
-                points.append(p)
-                log(f"  {hi:,} events, {len(lots):,} lots: RSS {m['rss']:.0f} MiB (peak {m['hwm']:.0f}), "
-                    f"tables {p['tables_disk_mib']:.0f} MiB on disk")
-        finally:
-            worker.stop()
+        idle, points = feed(bootstrap, tmp / "default", events, sizes)
+        tuned = None
+        if sizes.get("what_if"):
+            log(f"what-if: the same events through a worker with RocksDB options {TUNED}")
+            t_idle, t_points = feed(bootstrap, tmp / "tuned", events, sizes, argv=[
+                sys.executable, "-m", "bench.memory", "--worker-child"],
+                env={"OCOP_BENCH_ROCKSDB": json.dumps(TUNED)})
+            tuned = {"options": TUNED, "idle": t_idle, "points": t_points}
 
         # the line through the loaded points (the step from idle to the first one is start-up work, not lots)
         use = points if len(points) >= 2 else [{"lots": 0, "rss_mib": idle["rss"]}, *points]
@@ -111,6 +148,17 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
                   "1.1 GiB before flushing; at 1M lots the table data is about "
                   f"{disk_per_lot_kib * 1_000_000 / 2**20:,.1f} GiB on disk ({disk_per_lot_kib:.1f} KiB per lot "
                   "measured)")
+        rows_extra = []
+        if tuned:
+            tl = tuned["points"][-1]
+            ta, tb = fit([p["lots"] for p in tuned["points"]], [p["rss_mib"] for p in tuned["points"]])
+            tuned["fit"] = {"intercept_mib": ta, "mib_per_lot": tb}
+            run_.note(f"what-if (lower RocksDB options, project code unchanged): RSS {tl['rss_mib']:.0f} MiB at "
+                      f"{tl['lots']:,} lots vs {last['rss_mib']:.0f} MiB with faust's defaults; slope "
+                      f"{tb * 1000:.2f} vs {b * 1000:.2f} MiB per 1,000 lots")
+            rows_extra.append(row(f"  what-if: 8 MiB×2 write buffers @ {tl['lots']:,} lots", f"{tl['rss_mib']:.0f} MiB",
+                                  f"idle {tuned['idle']['rss']:.0f} MiB",
+                                  f"{ratio(tl['rss_mib'], tuned['idle']['rss']):.2f}×"))
         g = goal("worker RSS at 1,000,000 lots (extrapolated)", "< 1 GiB", est, None, "MiB")
         return run_.finish(
             sizes={**sizes, "events_produced": len(events), "lots_measured": last["lots"]},
@@ -124,12 +172,16 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
             rows=[row(f"worker RSS @ {last['lots']:,} lots", f"{last['rss_mib']:.0f} MiB", f"idle {idle['rss']:.0f} MiB",
                       f"{ratio(last['rss_mib'], idle['rss']):.2f}×", "< 1 GiB at 1M"),
                   row("worker RSS @ 1M lots (extrapolated)", f"≈ {est:,.0f} MiB", f"idle {idle['rss']:.0f} MiB",
-                      f"{ratio(est, idle['rss']):.2f}×", "< 1 GiB at 1M", None)],
-            extra={"points": points, "idle": idle, "fit": {"intercept_mib": a, "mib_per_lot": b}},
+                      f"{ratio(est, idle['rss']):.2f}×", "< 1 GiB at 1M", None), *rows_extra],
+            extra={"points": points, "idle": idle, "fit": {"intercept_mib": a, "mib_per_lot": b},
+                   "what_if": tuned},
         )
 
 
 def main() -> None:
+    if "--worker-child" in sys.argv:
+        worker_child()
+        return
     a = main_args("memory", __doc__, SIZES)
     run(a.quick, a.out, **{k: getattr(a, k) for k in SIZES})
 

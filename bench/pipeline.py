@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 
 from bench.common import (Proc, Run, create_catalog, goal, group_lag, kafka, log, main_args, ratio, row, si,
-                          start_sink, start_worker, times)
+                          start_sink, start_worker, times, topic_messages)
 
 SIZES = {"events": 10_000, "timeout": 1200}
 QUICK = {"events": 1_500, "timeout": 300}
@@ -267,6 +267,7 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
             total = sink_done if sink_done is not None else time.perf_counter() - t0
             cpu_w, cpu_s = worker.cpu_seconds() - cpu_w0, sink.cpu_seconds() - cpu_s0
             rss1 = worker.rss_mib()
+            written = topic_messages(bootstrap, prefix)
         finally:
             sink.stop()
             worker.stop()
@@ -285,6 +286,9 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
         if worker_done is not None:
             run_.note(f"the worker's consumer lag reached 0 at {worker_done:.0f} s, the read side was final at "
                       f"{total:.0f} s: the sink is {'the' if total > 1.5 * worker_done else 'not the'} bottleneck")
+        per_event = sum(written.values()) / len(events)
+        run_.note(f"Kafka messages written per input event: {per_event:.1f} in all ("
+                  + ", ".join(f"{k} {v / len(events):.2f}" for k, v in written.items() if v) + ")")
         run_.note(f"CPU over the run: worker {cpu_w:.0f} s ({cpu_w / total:.0%} of a core), sink {cpu_s:.0f} s "
                   f"({cpu_s / total:.0%} of a core), on {len(events):,} events")
         g1 = goal("pipeline events/s", "≥ 5,000 events/s", rate, done and rate >= 5000, "events/s")
@@ -294,6 +298,7 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
             figures={"events_per_s": rate, "seconds": total, "worker_caught_up_s": worker_done,
                      "send_s": send_s, "worker_cpu_s": cpu_w, "sink_cpu_s": cpu_s,
                      "worker_cpu_ms_per_event": cpu_w / len(events) * 1000,
+                     "kafka_messages_per_event": per_event,
                      "sink_cpu_ms_per_lot": cpu_s / len(expected) * 1000,
                      "worker_rss_mib_start": rss0["rss"], "worker_rss_mib_end": rss1["rss"],
                      "worker_rss_peak_mib": rss1["hwm"], "converged": done},
@@ -304,7 +309,7 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
             goals=[g1, g2],
             rows=[row("pipeline events/s (1 worker)", si(rate, "/s"), f"pass-through {si(base, '/s')}", times(r),
                       "≥ 5 k/s and ≥ 0.33×", (g1["pass"] and g2["pass"]) if done else False)],
-            extra={"samples": samples},
+            extra={"samples": samples, "topic_messages": written},
         )
 
 

@@ -8,9 +8,9 @@
 2. the sink (``consumers.sink.Sink.run_until_idle``) applies everything the worker published into a fresh SQLite
    database, under cProfile, in this process;
 3. ``consumers.audit.replay.replay(workers=1)`` reads and folds the same input topics, under cProfile;
-4. the scan service: ``--scan-requests`` JSON requests for genuine stamp URLs through the app of
-   ``ocop_trace.server.create_app`` (bench/scan.py's set-up: a read side filled by the sink's apply functions)
-   with Starlette's in-process TestClient, under cProfile.
+4. the scan service: ``--scan-requests`` JSON resolutions of genuine stamp URLs (bench/scan.py's read side,
+   filled by the sink's apply functions) as the route runs them (parse, ``Resolver.resolve``, ``trace_json``,
+   JSON encoding), in this thread, under cProfile; the resolver's 2-second cache is cleared first.
 
 Writes ``bench/results/profile.json``: per stage the wall and CPU time, the messages handled, and the functions
 with the most own time (``tottime``) and the project functions with the most cumulative time. cProfile slows
@@ -174,30 +174,47 @@ def run(events_n: int, top: int, out_dir: Path, scan_requests: int = 400) -> dic
 
 
 def profile_scan(tmp: Path, n: int, top: int, out_dir: Path) -> dict:
-    from starlette.testclient import TestClient
+    """What a JSON scan request does, in this thread (the HTTP server runs it in a thread pool, which cProfile
+    would not see): parse the Digital Link, ``Resolver.resolve`` (read side), ``trace_json``, JSON encoding. Also
+    counts the SQL statements per request."""
+    from sqlalchemy import event
 
     from bench.scan import NullProducer, fill_store
+    from consumers.web.app import scan_router, trace_json
     from ocop_trace.config import Settings
-    from ocop_trace.server import create_app
+    from qr.digital_link import DigitalLink
+    from starlette.responses import JSONResponse
 
     db = tmp / "scan.sqlite3"
     urls, counts = fill_store(db, 200)
     s = Settings(_env_file=None, database_url=f"sqlite:///{db}", data_dir=tmp, bootstrap="127.0.0.1:9",
                  scan_rate_per_minute=10**9)
-    with TestClient(create_app(s, producer=NullProducer())) as client:
-        for u in urls[:20]:
-            client.get(u, headers={"Accept": "application/json"})  # warm-up
-        prof = cProfile.Profile(time.process_time)
-        t0, c0 = time.perf_counter(), time.process_time()
-        prof.enable()
-        for i in range(n):
-            r = client.get(urls[i % len(urls)], headers={"Accept": "application/json"})
-            assert r.status_code == 200, r.text[:200]
-        prof.disable()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    router = scan_router(s, producer=NullProducer())
+    resolver, store = router.resolver, router.store
+    statements = [0]
+    event.listen(store.engine, "before_cursor_execute", lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
+
+    def one(path: str) -> None:
+        link = DigitalLink.parse(path)
+        r = resolver.resolve(link)
+        JSONResponse(trace_json(r, store, uri="http://127.0.0.1" + path, lang="vi"))
+
+    for u in urls[:20]:
+        one(u)  # warm-up (statement caches)
+    resolver.clear()
+    statements[0] = 0
+    prof = cProfile.Profile(time.process_time)
+    t0, c0 = time.perf_counter(), time.process_time()
+    prof.enable()
+    for i in range(n):
+        one(urls[i % len(urls)])
+    prof.disable()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    store.close()
     (out_dir / "profile-scan.txt").write_text(text(prof, "tottime", 40) + text(prof, "cumulative", 60))
-    log(f"scan: {n} JSON requests, {wall:.1f}s wall, {cpu:.1f}s CPU")
+    log(f"scan: {n} JSON resolutions, {wall:.1f}s wall, {cpu:.1f}s CPU, {statements[0] / n:.1f} SQL statements each")
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "requests": n, "lots": counts["lots"],
+            "urls": len(urls), "sql_statements_per_request": round(statements[0] / n, 1),
             "cpu_ms_per_request": round(cpu / n * 1000, 2), **summarize(pstats.Stats(prof), top)}
 
 

@@ -29,10 +29,10 @@ QUICK = {"events": 3_000}
 
 
 def generated(n_events: int, seed: int = 3) -> list[dict]:
-    """About ``n_events`` generated events (a chain is ~15 events)."""
+    """``n_events`` generated events (a chain is 13-15 events; the last ones are cut)."""
     from producers.generator import generate
 
-    return generate(subjects=20, lots=max(1, n_events // 15), seed=seed)
+    return generate(subjects=20, lots=max(1, n_events // 12), seed=seed)[:n_events]
 
 
 def produce(settings, events: list[dict]) -> float:
