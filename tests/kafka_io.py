@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas import codec
+from tests.helpers import wait_until
 
 
 def read_all(bootstrap: str, topic: str, schema: str | None = None, timeout_ms: int = 1500) -> list[tuple]:
@@ -35,11 +34,4 @@ def latest(bootstrap: str, topic: str, schema: str) -> dict[str, dict]:
 
 def wait_for(fn, timeout: float, message: str, interval: float = 0.3):
     """Call ``fn`` until it returns a truthy value; fail with ``message`` (and the last value) at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} (within {timeout:.0f}s); last: {str(last)[:2000]}")
+    return wait_until(fn, timeout, interval=interval, message=message)
