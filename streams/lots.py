@@ -76,23 +76,9 @@ def register(app: faust.App, settings: Settings, t) -> None:
         if digest != last.get("digest") or force:
             await records.send(key=lot.encode(), value=record_codec.encode(rec))
             obs.record_published()
-            now = _now()
-            old_flags = last.get("flags", [])
-            current = {rules.alert_id(lot, f) for f in rec["flags"]}
-            resolved = list({rules.alert_id(lot, f): f for f in [*resolved, *old_flags]
-                             if rules.alert_id(lot, f) not in current}.values())
-            if force:
-                # a redelivery (after a crash the table may already hold this message's effect while the alerts it
-                # sent were lost): re-send the state of every alert the lot ever had, resolved ones included
-                # (ids dedupe)
-                changes = rules.alert_changes(lot, resolved, [], now) + rules.alert_changes(lot, [], rec["flags"], now)
-            else:
-                changes = rules.alert_changes(lot, old_flags, rec["flags"], now)
-            for alert in changes:
+            alerts_out, resolved = rules.alerts_for_publish(lot, last, rec, _now(), force)
+            for alert in alerts_out:
                 await alerts.send(key=lot.encode(), value=alert_codec.encode(obs.alert_published(alert)))
-            if rec["recall"] and (force or (last.get("recall") or {}).get("event_id") != rec["recall"]["event_id"]):
-                await alerts.send(key=lot.encode(), value=alert_codec.encode(
-                    obs.alert_published(rules.recall_alert(lot, rec["recall"], now))))
         info = fold.upstream_info(rec)
         tell = rec["children"] if (force or info != last.get("info")) else \
             [c for c in rec["children"] if c not in last.get("children", [])]

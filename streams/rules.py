@@ -173,6 +173,27 @@ def alert_changes(lot: str, old_flags: list[dict], new_flags: list[dict], now: s
     return out
 
 
+def alerts_for_publish(lot: str, last: dict, rec: dict, now: str, force: bool) -> tuple[list[dict], list[dict]]:
+    """The alerts to send when a lot's record is published, and the flags resolved so far (kept with the lot).
+
+    ``last``: what the lot last published (``flags``, ``resolved``, ``recall``). Normally only the changes are sent
+    (new flags open, vanished flags resolve, a new recall). ``force`` is a redelivery: after a crash the lot's state
+    may already hold this message's effect while the alerts it sent were lost, so the state of every alert the lot
+    ever had is sent again (alert ids dedupe downstream).
+    """
+    old_flags = last.get("flags", [])
+    current = {alert_id(lot, f) for f in rec["flags"]}
+    resolved = list({alert_id(lot, f): f for f in [*last.get("resolved", []), *old_flags]
+                     if alert_id(lot, f) not in current}.values())
+    if force:
+        out = alert_changes(lot, resolved, [], now) + alert_changes(lot, [], rec["flags"], now)
+    else:
+        out = alert_changes(lot, old_flags, rec["flags"], now)
+    if rec["recall"] and (force or (last.get("recall") or {}).get("event_id") != rec["recall"]["event_id"]):
+        out.append(recall_alert(lot, rec["recall"], now))
+    return out, resolved
+
+
 def recall_alert(lot: str, recall: dict, now: str) -> dict:
     f = flag("recalled", recall["event_id"], f"recalled ({recall['scope']} {recall['target']}): {recall['reason']}")
     return _alert(alert_id(lot, f), lot, f, now, "open")
