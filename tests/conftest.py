@@ -226,6 +226,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_database_url")
 
 
+@pytest.fixture
+def store(db_url: str):
+    """A migrated, empty read-side :class:`consumers.store.Store` on ``db_url`` (SQLite and PostgreSQL)."""
+    from sqlalchemy import delete
+
+    from consumers.store import Base, Store
+
+    st = Store(db_url)
+    st.migrate()
+    with st.write() as c:  # a database may be handed to several tests: start empty
+        for t in reversed(Base.metadata.sorted_tables):
+            c.execute(delete(t))
+    yield st
+    st.close()
+
+
 # --------------------------------------------------------------------------------------------------- settings
 @pytest.fixture
 def settings_factory(request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str) -> Callable[..., Settings]:

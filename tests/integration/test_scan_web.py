@@ -29,10 +29,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
 from consumers import sink
-from consumers.store import Base, Store
+from consumers.store import Store
 from consumers.web.app import TokenBucket, client_hash, negotiate, parse_location, scan_router
 from qr.digital_link import DigitalLink
 from qr.serials import StampSigner
@@ -219,14 +218,8 @@ def build_world(store: Store, signer: StampSigner, key_id: str) -> World:
 
 # ---------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture
-def scan_store(db_url: str):
-    st = Store(db_url)
-    st.migrate()
-    with st.write() as c:
-        for t in reversed(Base.metadata.sorted_tables):
-            c.execute(delete(t))
-    yield st
-    st.close()
+def scan_store(store):
+    return store
 
 
 @pytest.fixture

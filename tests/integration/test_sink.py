@@ -27,17 +27,6 @@ PARTITIONS = 3
 
 
 @pytest.fixture
-def store(db_url):
-    st = Store(db_url)
-    st.migrate()
-    with st.write() as c:
-        for t in reversed(Base.metadata.sorted_tables):
-            c.execute(delete(t))
-    yield st
-    st.close()
-
-
-@pytest.fixture
 def kafka(kafka_broker, topic_prefix):
     bootstrap = kafka_broker.bootstrap
     topics.create_topics(bootstrap, topic_prefix, partitions=PARTITIONS)

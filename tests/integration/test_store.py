@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
@@ -24,17 +24,6 @@ from consumers.store import ALERTS, EDGES, LOTS, ORIGINS, SINK_OFFSETS, SINK_REJ
 from schemas import codec, topics
 from schemas.events import encode_event
 from tests.integration import readside_samples as S
-
-
-@pytest.fixture
-def store(db_url):
-    st = Store(db_url)
-    st.migrate()
-    with st.write() as c:  # the fixture may hand out one database to several tests: start empty
-        for t in reversed(Base.metadata.sorted_tables):
-            c.execute(delete(t))
-    yield st
-    st.close()
 
 
 def apply(st: Store, fn, *args) -> bool:
