@@ -22,6 +22,12 @@ rows:
 
 Messages the sink cannot apply (undecodable, or refused by the database) go to ``sink_rejects`` with the reason:
 the batch still commits, nothing is silently dropped.
+
+A batch is applied set-based (:meth:`Applier.apply_batch`): everything is decoded first, then one SELECT reads the
+stored versions of the batch's lots, Python decides what applies, and each table gets one DELETE and one bulk INSERT
+or upsert (:func:`apply_records`, :func:`apply_alerts`, ...), with statements built once per dialect (:class:`_Sql`).
+The rows equal those of applying the messages one by one. If the database refuses the batch (not a transient
+failure), it is retried message by message in savepoints and the culprit rejected.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator
 
-from sqlalchemy import and_, delete, or_
+import orjson
+from sqlalchemy import ARRAY, Float, and_, any_, bindparam, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -54,7 +62,7 @@ from consumers.store import (
     STEPS,
     SUBJECTS,
     Store,
-    dumps,
+    UtcDateTime,
     parse_instant,
 )
 from ocop_trace import observability
@@ -70,6 +78,12 @@ SOURCES: tuple[topics.TopicSpec, ...] = (topics.RECORDS, topics.ALERTS, topics.S
 # ---------------------------------------------------------------------------------------------------------------
 # pure row builders: decoded value -> rows
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def record_text(rec: dict) -> str:
+    """The record as stored in ``lots.record``: canonical JSON text (sorted keys, compact, UTF-8 as is), the same
+    text as ``consumers.store.dumps`` gives, serialised once with orjson."""
+    return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def record_rows(rec: dict) -> dict[str, Any]:
@@ -118,7 +132,7 @@ def record_rows(rec: dict) -> dict[str, Any]:
         "chain_head": rec.get("chain_head") or "",
         "chain_length": rec.get("chain_length") or 0,
         "event_count": rec.get("event_count") or 0,
-        "record": dumps(rec),
+        "record": record_text(rec),
         "first_event_at": min(times) if times else None,
         "last_event_at": max(times) if times else None,
     }
@@ -186,90 +200,288 @@ def master_row(ev: dict) -> tuple[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# apply: rows -> idempotent upserts in the caller's transaction
+# statements: built once per database dialect, run with many rows at a time
 # ---------------------------------------------------------------------------------------------------------------
 
+# keys per IN list (SQLite: the edges' DELETE has two, under old SQLite's 999 variables) or ANY array (PostgreSQL)
+CHUNK = 450
 
-def _insert(conn: Connection, table: Any):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+def _chunks(keys: list, n: int = CHUNK) -> Iterator[list]:
+    for i in range(0, len(keys), n):
+        yield keys[i:i + n]
 
 
-def _newer_offset(table: Any, excluded: Any):
+class _Bulk:
+    """One INSERT of many rows into one table (plain, ``ON CONFLICT DO NOTHING`` or an upsert), compiled once for a
+    dialect. SQLAlchemy's per-row parameter handling and psycopg's per-row pipeline cost 10-25 µs a row, and a lot
+    record is ~10 rows, so the rows go to the driver in one call, still through ``Connection.exec_driver_sql`` (the
+    same transaction, events and error wrapping):
+
+    * SQLite: the statement's SQL with named parameters, the driver's ``executemany`` of the row dicts;
+    * PostgreSQL (psycopg): ONE ``INSERT .. SELECT * FROM unnest(%b::type[], ...)``, a binary array per column (an
+      upsert's rows must then have distinct keys: one command may not update a row twice);
+    * another driver: SQLAlchemy's executemany.
+
+    A row is a dict with every column of the table; the values of columns with a bind processor (``UtcDateTime``,
+    ...) are converted in place. :meth:`run` returns the number of rows inserted or updated."""
+
+    def __init__(self, stmt: Any, table: Any, dialect: Any):
+        self.stmt = stmt
+        self.cols = [c.key for c in table.columns]
+        if dialect.name == "sqlite":
+            self.mode = "rows"
+        elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+            self.mode = "arrays"
+        else:
+            self.mode = "sqlalchemy"
+        self.procs: list[tuple[int, str, Callable[[Any], Any]]] = []
+        for i, c in enumerate(table.columns):
+            proc = c.type.dialect_impl(dialect).bind_processor(dialect)
+            if self.mode == "rows" and isinstance(c.type, UtcDateTime):
+                proc = _fast_sqlite_instant(proc)
+            elif proc is None and self.mode == "arrays" and isinstance(c.type, Float):
+                proc = _float  # psycopg refuses a list that mixes int and float
+            if proc is not None:
+                self.procs.append((i, c.key, proc))
+        if self.mode == "rows":
+            compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"), column_keys=self.cols)
+            if set(compiled.binds) != set(self.cols):  # (not expected: the statement binds something else)
+                self.mode = "sqlalchemy"
+            self.sql = compiled.string
+        elif self.mode == "arrays":
+            full = stmt.compile(dialect=dialect, column_keys=self.cols).string
+            plain = postgresql.insert(table).compile(dialect=dialect, column_keys=self.cols).string
+            if not full.startswith(plain):
+                raise AssertionError(f"unexpected SQL for {table.name}: {full}")
+            arrays = ", ".join(f"%b::{c.type.compile(dialect=dialect)}[]" for c in table.columns)
+            self.sql = f"{plain[:plain.index(' VALUES (')]} SELECT * FROM unnest({arrays}){full[len(plain):]}"
+
+    def run(self, conn: Connection, rows: list[dict]) -> int:
+        if not rows:
+            return 0
+        opts = {"preserve_rowcount": True}
+        if self.mode == "sqlalchemy":
+            return conn.execute(self.stmt, rows, execution_options=opts).rowcount
+        if self.mode == "arrays":
+            columns = [[r[k] for r in rows] for k in self.cols]
+            for i, _k, proc in self.procs:
+                columns[i] = [proc(v) for v in columns[i]]
+            return conn.exec_driver_sql(self.sql, tuple(columns), execution_options=opts).rowcount
+        for _i, k, proc in self.procs:
+            for r in rows:
+                r[k] = proc(r[k])
+        return conn.exec_driver_sql(self.sql, rows, execution_options=opts).rowcount
+
+
+def _float(v: Any) -> Any:
+    return None if v is None else float(v)
+
+
+def _fast_sqlite_instant(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``UtcDateTime``'s SQLite bind processor (``process_bind_param`` then SQLite's DATETIME text) for the aware
+    datetimes the row builders give, in one call; anything else goes through ``proc`` itself. Used only if it gives
+    the very text ``proc`` gives."""
+    utc = timezone.utc
+
+    def fast(v: Any) -> Any:
+        if v.__class__ is datetime and v.tzinfo is not None:
+            return v.astimezone(utc).isoformat(" ", "microseconds")[:26]
+        return None if v is None else proc(v)
+
+    probes = [datetime(2026, 3, 1, 23, 30, 5, 120, tzinfo=timezone(timedelta(hours=7))),
+              datetime(999, 12, 31, 23, 59, 59, tzinfo=utc), datetime(2026, 1, 1, tzinfo=utc)]
+    return fast if all(fast(p) == proc(p) for p in probes) else proc
+
+
+def _newer_offset(table: Any, excluded: Any) -> Any:
     return or_(table.c.source_partition != excluded.source_partition,
                table.c.source_offset < excluded.source_offset)
 
 
-def _upsert(conn: Connection, table: Any, row: dict, keys: list[str], where: Callable[[Any], Any] | None) -> bool:
-    stmt = _insert(conn, table).values(row)
-    stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={k: stmt.excluded[k] for k in row if k not in keys},
-                                      where=where(stmt.excluded) if where is not None else None)
-    return _rowcount(conn, stmt) > 0
+def _later_change(table: Any, excluded: Any) -> Any:
+    """Master data: the latest change by ``(occurred_at UTC, event_id)`` wins (``streams.master.merge``'s order)."""
+    return or_(table.c.occurred_utc < excluded.occurred_utc,
+               and_(table.c.occurred_utc == excluded.occurred_utc, table.c.event_id < excluded.event_id))
 
 
-def _rowcount(conn: Connection, stmt: Any) -> int:
+_MASTER_TABLES = {"subjects": (SUBJECTS, "subject_id"), "areas": (AREAS, "area_code"),
+                  "products": (PRODUCTS, "gtin"), "facilities": (FACILITIES, "facility_id")}
+
+
+class _Sql:
+    """Every statement the sink runs, for one dialect. Built once, so SQLAlchemy compiles each of them once."""
+
+    def __init__(self, dialect: Any):
+        pg = dialect.name == "postgresql"
+        ins = postgresql.insert if pg else sqlite.insert
+
+        def member(col: Any) -> Any:  # col IN (:keys ...), a list bound per execution
+            if pg:
+                return col == any_(bindparam("keys", type_=ARRAY(col.type)))
+            return col.in_(bindparam("keys", expanding=True))
+
+        def upsert(table: Any, keys: list[str], where: Callable[[Any, Any], Any] | None = None) -> Any:
+            stmt = ins(table)
+            return stmt.on_conflict_do_update(
+                index_elements=keys, set_={c.key: stmt.excluded[c.key] for c in table.columns if c.key not in keys},
+                where=where(table, stmt.excluded) if where is not None else None)
+
+        self.lot_versions = select(LOTS.c.lot, LOTS.c.source_partition, LOTS.c.source_offset).where(member(LOTS.c.lot))
+        self.delete_lots = delete(LOTS).where(member(LOTS.c.lot))
+        self.delete_steps = delete(STEPS).where(member(STEPS.c.lot))
+        self.delete_origins = delete(ORIGINS).where(member(ORIGINS.c.lot))
+        self.delete_edges = delete(EDGES).where(or_(member(EDGES.c.parent_lot), member(EDGES.c.child_lot)))
+        self.lots = _Bulk(upsert(LOTS, ["lot"], _newer_offset), LOTS, dialect)
+        self.steps = _Bulk(ins(STEPS), STEPS, dialect)
+        self.origins = _Bulk(ins(ORIGINS).on_conflict_do_nothing(), ORIGINS, dialect)
+        self.edges = _Bulk(ins(EDGES).on_conflict_do_nothing(), EDGES, dialect)
+        self.alerts = _Bulk(upsert(ALERTS, ["alert_id"], _newer_offset), ALERTS, dialect)
+        self.stamps = _Bulk(ins(STAMPS).on_conflict_do_nothing(), STAMPS, dialect)
+        self.scans = _Bulk(ins(SCANS).on_conflict_do_nothing(), SCANS, dialect)
+        self.ratings = ins(RATINGS).on_conflict_do_nothing()
+        self.master = {name: upsert(table, [key], _later_change) for name, (table, key) in _MASTER_TABLES.items()}
+        self.offsets = upsert(SINK_OFFSETS, ["topic", "partition"])
+        self.rejects = upsert(SINK_REJECTS, ["topic", "partition", "offset"])
+
+
+_SQL: dict[tuple[str, str], _Sql] = {}
+_SQL_LOCK = threading.Lock()
+
+
+def _sql(conn: Connection) -> _Sql:
+    d = conn.dialect
+    key = (d.name, d.driver)
+    found = _SQL.get(key)
+    if found is None:
+        with _SQL_LOCK:
+            found = _SQL.get(key) or _SQL.setdefault(key, _Sql(d))
+    return found
+
+
+def _rowcount(conn: Connection, stmt: Any, params: Any) -> int:
     """Rows an INSERT .. ON CONFLICT changed (SQLAlchemy reports an INSERT's rowcount only when asked to)."""
-    return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+    return conn.execute(stmt, params, execution_options={"preserve_rowcount": True}).rowcount
 
 
-def _insert_new(conn: Connection, table: Any, rows: list[dict]) -> int:
-    if not rows:
-        return 0
-    stmt = _insert(conn, table).on_conflict_do_nothing()
-    if len(rows) == 1:
-        return max(_rowcount(conn, stmt.values(rows[0])), 0)
-    conn.execute(stmt, rows)
-    return len(rows)
+# ---------------------------------------------------------------------------------------------------------------
+# apply: rows -> idempotent, set-based upserts in the caller's transaction
+# ---------------------------------------------------------------------------------------------------------------
+
+LotItem = tuple[str, "dict | None", int, int]  # (lot, record or None for a tombstone, partition, offset)
+
+
+def apply_records(conn: Connection, items: list[LotItem]) -> list[bool]:
+    """Apply lot records and tombstones (record None), in order; returns which applied. Each applies only if its
+    ``(partition, offset)`` is newer than the stored version (a tombstone: and the lot is stored). An applied record
+    replaces the lot's steps, origins and every edge that touches it; a tombstone deletes the lot and them.
+
+    Set-based: one SELECT of the stored versions, one DELETE per child table, one INSERT per table (per
+    :data:`CHUNK` lots). The result equals applying the items one by one: a lot that repeats starts a new round,
+    and an edge between two lots of a round comes from the later of its two ends (as if applied in order)."""
+    done: list[bool] = []
+    start, seen = 0, set()
+    for i, item in enumerate(items):
+        if item[0] in seen:
+            done += _apply_lot_round(conn, items[start:i])
+            start, seen = i, set()
+        seen.add(item[0])
+    return done + _apply_lot_round(conn, items[start:])
+
+
+def _apply_lot_round(conn: Connection, items: list[LotItem]) -> list[bool]:
+    """:func:`apply_records` for items of distinct lots."""
+    if not items:
+        return []
+    sql = _sql(conn)
+    stored: dict[str, tuple[int, int]] = {}
+    for chunk in _chunks([it[0] for it in items]):
+        stored.update((lot, (p, o)) for lot, p, o in conn.execute(sql.lot_versions, {"keys": chunk}))
+    done = []
+    for lot, rec, p, o in items:
+        s = stored.get(lot)
+        done.append(rec is not None if s is None else (s[0] != p or s[1] < o))
+    applied = [it for it, ok in zip(items, done) if ok]
+    if not applied:
+        return done
+    for chunk in _chunks([it[0] for it in applied]):
+        conn.execute(sql.delete_steps, {"keys": chunk})
+        conn.execute(sql.delete_origins, {"keys": chunk})
+        conn.execute(sql.delete_edges, {"keys": chunk})
+    for chunk in _chunks([lot for lot, rec, _, _ in applied if rec is None]):
+        conn.execute(sql.delete_lots, {"keys": chunk})
+    position = {it[0]: i for i, it in enumerate(applied)}
+    lots: list[dict] = []
+    steps: list[dict] = []
+    origins: list[dict] = []
+    edges: dict[tuple[str, str], dict] = {}
+    for i, (lot, rec, p, o) in enumerate(applied):
+        if rec is None:
+            continue
+        rows = record_rows(rec)
+        row = rows["lot"]
+        row["source_partition"], row["source_offset"] = p, o
+        lots.append(row)
+        steps += rows["steps"]
+        origins += rows["origins"]
+        for e in rows["edges"]:
+            other = e["child_lot"] if e["parent_lot"] == lot else e["parent_lot"]
+            if position.get(other, -1) <= i:  # else the other end's later record (or tombstone) decides this edge
+                edges[(e["parent_lot"], e["child_lot"])] = e
+    sql.lots.run(conn, lots)
+    sql.steps.run(conn, steps)
+    sql.origins.run(conn, origins)
+    sql.edges.run(conn, list(edges.values()))
+    return done
 
 
 def apply_record(conn: Connection, rec: dict, partition: int, offset: int) -> bool:
     """Upsert a lot record if ``(partition, offset)`` is newer than the stored version; replace its child rows.
     Returns False for an older or repeated version (nothing changes)."""
-    rows = record_rows(rec)
-    lot = rec["lot"]
-    row = dict(rows["lot"], source_partition=partition, source_offset=offset)
-    if not _upsert(conn, LOTS, row, ["lot"], lambda ex: _newer_offset(LOTS, ex)):
-        return False
-    conn.execute(delete(STEPS).where(STEPS.c.lot == lot))
-    conn.execute(delete(ORIGINS).where(ORIGINS.c.lot == lot))
-    conn.execute(delete(EDGES).where(or_(EDGES.c.child_lot == lot, EDGES.c.parent_lot == lot)))
-    if rows["steps"]:
-        conn.execute(_insert(conn, STEPS), rows["steps"])
-    _insert_new(conn, ORIGINS, rows["origins"])
-    _insert_new(conn, EDGES, rows["edges"])
-    return True
+    return apply_records(conn, [(rec["lot"], rec, partition, offset)])[0]
 
 
 def delete_record(conn: Connection, lot: str, partition: int, offset: int) -> bool:
     """A tombstone on the compacted topic: forget the lot (if the tombstone is newer than the stored record)."""
-    res = conn.execute(delete(LOTS).where(LOTS.c.lot == lot, _newer_offset_values(partition, offset)))
-    if res.rowcount <= 0:
-        return False
-    conn.execute(delete(STEPS).where(STEPS.c.lot == lot))
-    conn.execute(delete(ORIGINS).where(ORIGINS.c.lot == lot))
-    conn.execute(delete(EDGES).where(or_(EDGES.c.child_lot == lot, EDGES.c.parent_lot == lot)))
-    return True
+    return apply_records(conn, [(lot, None, partition, offset)])[0]
 
 
-def _newer_offset_values(partition: int, offset: int):
-    return or_(LOTS.c.source_partition != partition, LOTS.c.source_offset < offset)
+def apply_alerts(conn: Connection, items: list[tuple[dict, int, int]]) -> int:
+    """Upsert ``(alert, partition, offset)`` items in order by ``alert_id``, newer offset wins; returns how many
+    changed a row (an alert that repeats goes in a later round, as if applied one by one)."""
+    rounds: list[list[dict]] = []
+    seen: dict[str, int] = {}
+    for alert, partition, offset in items:
+        row = alert_row(alert)
+        row["source_partition"], row["source_offset"] = partition, offset
+        n = seen[row["alert_id"]] = seen.get(row["alert_id"], -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    bulk = _sql(conn).alerts
+    return sum(bulk.run(conn, rows) for rows in rounds)
 
 
 def apply_alert(conn: Connection, alert: dict, partition: int, offset: int) -> bool:
-    row = dict(alert_row(alert), source_partition=partition, source_offset=offset)
-    return _upsert(conn, ALERTS, row, ["alert_id"], lambda ex: _newer_offset(ALERTS, ex))
+    return apply_alerts(conn, [(alert, partition, offset)]) > 0
+
+
+def apply_stamp_ranges(conn: Connection, ranges: list[dict]) -> int:
+    """Insert stamp ranges once by ``range_id``; returns how many were new."""
+    return _sql(conn).stamps.run(conn, [stamp_row(r) for r in ranges])
 
 
 def apply_stamp_range(conn: Connection, rng: dict) -> bool:
-    return _insert_new(conn, STAMPS, [stamp_row(rng)]) > 0
+    return apply_stamp_ranges(conn, [rng]) > 0
+
+
+def apply_scans(conn: Connection, scans: list[dict]) -> int:
+    """Insert scans once by ``scan_id``; returns how many were new."""
+    return _sql(conn).scans.run(conn, [scan_row(s) for s in scans])
 
 
 def apply_scan(conn: Connection, scan: dict) -> bool:
-    return _insert_new(conn, SCANS, [scan_row(scan)]) > 0
-
-
-_MASTER_TABLES = {"subjects": (SUBJECTS, "subject_id"), "areas": (AREAS, "area_code"),
-                  "products": (PRODUCTS, "gtin"), "facilities": (FACILITIES, "facility_id")}
+    return apply_scans(conn, [scan]) > 0
 
 
 def apply_master(conn: Connection, ev: dict, partition: int, offset: int) -> bool:
@@ -277,30 +489,22 @@ def apply_master(conn: Connection, ev: dict, partition: int, offset: int) -> boo
     order gives the same row; ratings: appended to the history once per event id."""
     name, row = master_row(ev)
     row = dict(row, source_partition=partition, source_offset=offset)
-    if name == "ratings":
-        return _insert_new(conn, RATINGS, [row]) > 0
-    table, key = _MASTER_TABLES[name]
-
-    def newer(ex: Any) -> Any:
-        return or_(table.c.occurred_utc < ex.occurred_utc,
-                   and_(table.c.occurred_utc == ex.occurred_utc, table.c.event_id < ex.event_id))
-
-    return _upsert(conn, table, row, [key], newer)
+    sql = _sql(conn)
+    return _rowcount(conn, sql.ratings if name == "ratings" else sql.master[name], row) > 0
 
 
 def set_offsets(conn: Connection, offsets: dict[tuple[str, int], int]) -> None:
     """Record the sink's next positions (in the caller's transaction, with the rows)."""
-    for (topic, partition), nxt in sorted(offsets.items()):
-        _upsert(conn, SINK_OFFSETS, {"topic": topic, "partition": partition, "next_offset": nxt},
-                ["topic", "partition"], None)
+    if offsets:
+        conn.execute(_sql(conn).offsets, [{"topic": topic, "partition": partition, "next_offset": nxt}
+                                          for (topic, partition), nxt in sorted(offsets.items())])
 
 
 def reject(conn: Connection, topic: str, partition: int, offset: int, key: bytes | None, reason: str) -> None:
     log.error("sink: rejected %s[%d]@%d: %s", topic, partition, offset, reason,
               extra={"topic": topic, "partition": partition, "offset": offset, "key": _key_text(key), "reason": reason})
-    _upsert(conn, SINK_REJECTS, {"topic": topic, "partition": partition, "offset": offset,
-                                 "key": _key_text(key), "reason": reason[:2000]},
-            ["topic", "partition", "offset"], None)
+    conn.execute(_sql(conn).rejects, {"topic": topic, "partition": partition, "offset": offset,
+                                      "key": _key_text(key), "reason": reason[:2000]})
 
 
 def _key_text(key: bytes | None) -> str | None:
@@ -362,32 +566,87 @@ class Applier:
         self._alert = codec.codec(codec.ALERT)
         self._stamp = codec.codec(codec.STAMP_RANGE)
         self._scan = codec.codec(codec.SCAN)
+        self._decode = {topics.RECORDS.name: self._record.decode, topics.ALERTS.name: self._alert.decode,
+                        topics.STAMPS.name: self._stamp.decode, topics.SCANS.name: self._scan.decode}
 
     def apply_batch(self, messages: list[Message]) -> Stats:
         """Apply a batch and its offsets atomically. A transient database error propagates (nothing written);
         any other failure retries the batch message by message (savepoints) and rejects the culprit."""
         try:
-            return self._apply(messages, careful=False)
+            return self._apply_set(messages)
         except Exception as e:  # noqa: BLE001 - classified below
             if _transient(e):
                 raise
             log.warning("sink: batch failed (%s: %s); retrying message by message", type(e).__name__, e)
-            return self._apply(messages, careful=True)
+            return self._apply_careful(messages)
 
-    def _apply(self, messages: list[Message], *, careful: bool) -> Stats:
+    def _apply_set(self, messages: list[Message]) -> Stats:
+        """The batch with set-based statements: everything is decoded first, then each table is written at once
+        (:func:`apply_records`, :func:`apply_alerts`, ...; master data, rare, one by one)."""
+        stats = Stats(batches=1, messages=len(messages))
+        latest = self._latest_records(messages)
+        offsets: dict[tuple[str, int], int] = {}
+        records: list[LotItem] = []
+        alerts: list[tuple[dict, int, int]] = []
+        stamps: list[dict] = []
+        scans: list[dict] = []
+        master: list[tuple[dict, int, int]] = []
+        rejects: list[tuple[Message, str]] = []
+        for m in messages:
+            kind = self._note(stats, offsets, m)
+            if kind is None:
+                rejects.append((m, "not a topic the sink reads"))
+            elif kind == topics.RECORDS.name and m.key is not None and latest[(m.topic, m.key)] != m.offset:
+                stats.unchanged += 1  # a later version of the same lot is in this batch
+            elif kind == topics.MASTER.name:
+                ev = self._accept_master(m)
+                if ev is None:
+                    stats.invalid += 1
+                else:
+                    master.append((ev, m.partition, m.offset))
+            elif kind == topics.RECORDS.name and m.value is None:
+                if m.key is None:
+                    stats.unchanged += 1
+                else:
+                    records.append((m.key.decode("utf-8"), None, m.partition, m.offset))
+            else:
+                try:
+                    value = self._decode[kind](m.value)
+                except CodecError as e:
+                    rejects.append((m, f"{e.kind}: {e.reason}"))
+                    continue
+                if kind == topics.RECORDS.name:
+                    records.append((value["lot"], value, m.partition, m.offset))
+                elif kind == topics.ALERTS.name:
+                    alerts.append((value, m.partition, m.offset))
+                elif kind == topics.STAMPS.name:
+                    stamps.append(value)
+                else:
+                    scans.append(value)
+        with self.store.write() as conn:
+            for m, reason in rejects:
+                reject(conn, m.topic, m.partition, m.offset, m.key, reason)
+            stats.rejected += len(rejects)
+            done = apply_records(conn, records)
+            changed = [(sum(done), len(done)), (apply_alerts(conn, alerts), len(alerts)),
+                       (apply_stamp_ranges(conn, stamps), len(stamps)), (apply_scans(conn, scans), len(scans))]
+            changed += [(int(apply_master(conn, ev, p, o)), 1) for ev, p, o in master]
+            for n, total in changed:
+                stats.applied += n
+                stats.unchanged += total - n
+            set_offsets(conn, offsets)
+        return stats
+
+    def _apply_careful(self, messages: list[Message]) -> Stats:
+        """The batch message by message, each in a savepoint: a message the database refuses is rejected."""
         stats = Stats(batches=1, messages=len(messages))
         latest = self._latest_records(messages)
         offsets: dict[tuple[str, int], int] = {}
         with self.store.write() as conn:
             for m in messages:
-                offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), 0), m.offset + 1)
-                kind = self.kinds.get(m.topic)
-                stats.by_topic[kind or m.topic] = stats.by_topic.get(kind or m.topic, 0) + 1
+                kind = self._note(stats, offsets, m)
                 if kind == topics.RECORDS.name and m.key is not None and latest[(m.topic, m.key)] != m.offset:
                     stats.unchanged += 1  # a later version of the same lot is in this batch
-                    continue
-                if not careful:
-                    self._count(stats, self._one(conn, kind, m))
                     continue
                 sp = conn.begin_nested()
                 try:
@@ -399,9 +658,16 @@ class Applier:
                     sp.rollback()
                     reject(conn, m.topic, m.partition, m.offset, m.key, f"database: {type(e).__name__}: {e}")
                     outcome = "rejected"
-                self._count(stats, outcome)
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
             set_offsets(conn, offsets)
         return stats
+
+    def _note(self, stats: Stats, offsets: dict[tuple[str, int], int], m: Message) -> str | None:
+        """Count the message and advance its partition's next offset; returns its kind (None: not ours)."""
+        offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), 0), m.offset + 1)
+        kind = self.kinds.get(m.topic)
+        stats.by_topic[kind or m.topic] = stats.by_topic.get(kind or m.topic, 0) + 1
+        return kind
 
     @staticmethod
     def _latest_records(messages: Iterable[Message]) -> dict[tuple[str, bytes | None], int]:
@@ -413,21 +679,25 @@ class Applier:
         return latest
 
     @staticmethod
-    def _count(stats: Stats, outcome: str) -> None:
-        setattr(stats, outcome, getattr(stats, outcome) + 1)
+    def _accept_master(m: Message) -> dict | None:
+        """Exactly the validate agent's acceptance: the event, or None (logged; the agent dead-letters it)."""
+        ev, dead = accept(Source(m.topic, m.partition, m.offset, m.key, m.value), topics.MASTER)
+        if dead is not None:
+            log.info("sink: skipping master event %s[%d]@%d (%s: %s)", m.topic, m.partition, m.offset,
+                     dead["error"], dead["reason"], extra={**observability.event_context(m.value, m.key),
+                                                          "topic": m.topic, "partition": m.partition,
+                                                          "offset": m.offset, "error": dead["error"]})
+            return None
+        return ev
 
     def _one(self, conn: Connection, kind: str | None, m: Message) -> str:
         """Apply one message; returns ``applied``, ``unchanged``, ``invalid`` or ``rejected``."""
         if kind is None:
             reject(conn, m.topic, m.partition, m.offset, m.key, "not a topic the sink reads")
             return "rejected"
-        if kind == topics.MASTER.name:  # exactly the validate agent's acceptance (the rest is dead-lettered)
-            ev, dead = accept(Source(m.topic, m.partition, m.offset, m.key, m.value), topics.MASTER)
-            if dead is not None:
-                log.info("sink: skipping master event %s[%d]@%d (%s: %s)", m.topic, m.partition, m.offset,
-                         dead["error"], dead["reason"], extra={**observability.event_context(m.value, m.key),
-                                                              "topic": m.topic, "partition": m.partition,
-                                                              "offset": m.offset, "error": dead["error"]})
+        if kind == topics.MASTER.name:
+            ev = self._accept_master(m)
+            if ev is None:
                 return "invalid"
             return "applied" if apply_master(conn, ev, m.partition, m.offset) else "unchanged"
         if kind == topics.RECORDS.name and m.value is None:
@@ -435,14 +705,7 @@ class Applier:
                 return "unchanged"
             return "applied" if delete_record(conn, m.key.decode("utf-8"), m.partition, m.offset) else "unchanged"
         try:
-            if kind == topics.RECORDS.name:
-                value = self._record.decode(m.value)
-            elif kind == topics.ALERTS.name:
-                value = self._alert.decode(m.value)
-            elif kind == topics.STAMPS.name:
-                value = self._stamp.decode(m.value)
-            else:
-                value = self._scan.decode(m.value)
+            value = self._decode[kind](m.value)
         except CodecError as e:
             reject(conn, m.topic, m.partition, m.offset, m.key, f"{e.kind}: {e.reason}")
             return "rejected"
@@ -623,7 +886,7 @@ class Sink:
 
 
 __all__ = [
-    "Applier", "Message", "Sink", "Stats", "SOURCES", "alert_row", "apply_alert", "apply_master", "apply_record",
-    "apply_scan", "apply_stamp_range", "delete_record", "master_row", "record_rows", "scan_row", "set_offsets",
-    "stamp_row",
+    "Applier", "Message", "Sink", "Stats", "SOURCES", "alert_row", "apply_alert", "apply_alerts", "apply_master",
+    "apply_record", "apply_records", "apply_scan", "apply_scans", "apply_stamp_range", "apply_stamp_ranges",
+    "delete_record", "master_row", "record_rows", "record_text", "scan_row", "set_offsets", "stamp_row",
 ]
