@@ -6,9 +6,15 @@ Every topic name comes from the catalog (with the settings' prefix); all topics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterator
 
 import faust
+import faust.streams
+from aiokafka.partitioner import DefaultPartitioner
 
 from ocop_trace.config import Settings
 from schemas import topics
@@ -20,9 +26,14 @@ class Topics:
 
     app: faust.App
     settings: Settings
+    _made: dict = field(default_factory=dict)
 
     def __getitem__(self, spec: topics.TopicSpec) -> faust.TopicT:
-        return self.raw(spec.full(self.settings.topic_prefix), partitions=spec.partitions or self.settings.partitions)
+        topic = self._made.get(spec.name)
+        if topic is None:
+            topic = self._made[spec.name] = self.raw(spec.full(self.settings.topic_prefix),
+                                                     partitions=spec.partitions or self.settings.partitions)
+        return topic
 
     def raw(self, *names: str, partitions: int | None = None) -> faust.TopicT:
         return self.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -31,6 +42,28 @@ class Topics:
     @property
     def inbox(self) -> faust.TopicT:
         return self[topics.LOT_INBOX]
+
+
+_partitioner = DefaultPartitioner()
+
+
+@lru_cache(maxsize=1 << 16)
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the workers' producer (aiokafka's default partitioner, murmur2 like Kafka's Java client and
+    kafka-python) sends ``key`` to."""
+    every = list(range(partitions))
+    return _partitioner(key.encode(), every, every)
+
+
+@contextmanager
+def on_partition(event: faust.types.EventT) -> Iterator[None]:
+    """Make ``event`` the current event while a batch handler works on its partition: faust tables pick a key's
+    RocksDB and changelog partition from the current event, and in a batch (``take_events``) there is none."""
+    token = faust.streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)
 
 
 # RocksDB per table partition: small write buffers and cache (faust's defaults, 3 x 64 MiB buffers and a 2 GiB
@@ -45,7 +78,7 @@ def json_table(app: faust.App, name: str, partitions: int) -> faust.Table:
                      schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"))
 
 
-def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lots", "stamps", "scans")) -> faust.App:
+def create_app(settings: Settings, *, agents: tuple[str, ...] = ("lots", "scans")) -> faust.App:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
@@ -70,10 +103,9 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("validate", "lo
     )
     t = Topics(app, settings)
     # imported here so that importing streams.app has no side effects beyond this function
-    from streams import health, lots, scans, stamps, validate
+    from streams import health, lots, scans
 
-    registry = {"validate": validate.register, "lots": lots.register, "stamps": stamps.register,
-                "scans": scans.register}
+    registry = {"lots": lots.register, "scans": scans.register}
     for name in agents:
         registry[name](app, settings, t)
     health.register(app, settings)  # /healthz, /readyz, /metrics on the worker's web server

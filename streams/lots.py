@@ -1,14 +1,24 @@
-"""The lots agents: accepted events -> per-lot records, lineage propagation, rules, recalls.
+"""The lots agent: input events -> accepted events, per-lot records, lineage, rules, recalls and stamps.
 
-* ``route`` reads ``ocop.events.accepted`` and writes the internal lot inbox (keyed by lot): a supply event goes to
-  every lot it touches (a transform to each input and output: the FK-join repartitioning); master data and area
-  recalls are broadcast to every inbox partition, where each keeps its own replica (keys prefixed by partition).
-* ``lots`` reads the inbox, folds facts into the lot's state (:mod:`streams.fold`), derives the record, publishes it
-  on ``ocop.records`` with new/resolved alerts on ``ocop.alerts``, and tells the lot's children its origins and
-  recall whenever they change. A lot re-derives when master data it depends on arrives (late master data).
+One agent reads the input topics (``ocop.events.supply``, ``ocop.events.master``), the stamp requests and the
+internal lot inbox. The worker's topics are co-partitioned (faust assigns partition *p* of every topic to one worker),
+so the state of a lot lives with partition ``partition_of(lot)`` of every topic. It consumes in batches
+(``take_events``, at most ``worker_batch`` messages or ``worker_batch_ms``) and, per partition of a batch:
+
+* admits each input message (:mod:`streams.validate`: ``ocop.events.accepted`` or ``ocop.dlq`` with the reason);
+* folds an event into every lot it touches that lives on this partition; the others (the other lots of a transform,
+  or every lot when a producer partitioned by another hash) get it through their inbox partition: the FK-join
+  repartitioning. Master data and area recalls are broadcast to every inbox partition, where each keeps its own
+  replica (keys prefixed by partition); a lot re-derives when master data it depends on arrives (late master data);
+* issues the stamp ranges a package event or a stamp request asks for (:mod:`streams.stamps`);
+* then, once per lot changed in the batch, derives the record (:mod:`streams.fold`), publishes it on
+  ``ocop.records`` if it changed with new/resolved alerts on ``ocop.alerts``, tells the lot's children its origins
+  and recall when they changed, and writes the lot's state once.
 
 Effects are idempotent (records are compacted by lot, alerts have deterministic ids, facts are sets), so the
-at-least-once redelivery after a crash changes nothing: a redelivered fact re-publishes the same record.
+at-least-once redelivery after a crash changes nothing: a redelivered fact re-publishes the same record. Offsets are
+acknowledged only after the batch's effects are sent (``take_events``), and faust flushes the producer before it
+commits them.
 """
 
 from __future__ import annotations
@@ -22,13 +32,13 @@ import orjson
 from ocop_trace import observability as obs
 from ocop_trace.config import Settings
 from schemas import codec, topics
-from schemas.events import decode_event, lots_touched
-from streams.app import json_table
-from streams import fold, rules
+from schemas.events import lots_touched
+from streams import fold, rules, stamps
+from streams.app import json_table, on_partition, partition_of
 from streams.master import entries_of, merge
+from streams.validate import admit
 
 log = logging.getLogger("ocop.lots")
-
 
 _dumps = orjson.dumps
 
@@ -47,29 +57,104 @@ class PartitionMaster:
         return self.table.get(f"{self.p}|{kind}|{ident}")
 
 
+class Changed:
+    """The lots a batch changed on one partition: their states (read once from the table) and which of them must
+    re-publish even if their record did not change (a redelivered fact: its first delivery may not have)."""
+
+    def __init__(self, table, partition: int):
+        self.table, self.p = table, partition
+        self.states: dict[str, dict] = {}
+        self.force: set[str] = set()
+
+    def state(self, lot: str) -> dict:
+        st = self.states.get(lot)
+        if st is None:
+            st = self.states[lot] = self.table.get(lot) or fold.new_state(lot)
+        return st
+
+    def mark(self, lot: str, fresh: bool) -> None:
+        if not fresh:
+            self.force.add(lot)
+
+
+def by_partition(events: list) -> dict[int, list]:
+    """A batch's events per partition, each partition's in arrival order."""
+    groups: dict[int, list] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
+
+
 def register(app: faust.App, settings: Settings, t) -> None:
     n = settings.partitions
+    prefix = settings.topic_prefix
+    inputs = {spec.full(prefix): spec for spec in topics.INPUTS}
+    inbox_name, requests_name = topics.LOT_INBOX.full(prefix), topics.STAMP_REQUESTS.full(prefix)
     inbox, records, alerts = t.inbox, t[topics.RECORDS], t[topics.ALERTS]
     record_codec, alert_codec = codec.codec(codec.LOT_RECORD), codec.codec(codec.ALERT)
+    key_id = settings.stamp_active_key
 
     lots = json_table(app, "lots", n)
     master = json_table(app, "master", n)
     index = json_table(app, "master-index", n)
+    stamp_state = json_table(app, "stamp-state", n)
 
-    @app.agent(t[topics.ACCEPTED], name="route")
-    async def route(stream):
-        async for value in stream:
-            ev = decode_event(value)
-            for lot in lots_touched(ev):
+    async def lot_event(ch: Changed, lot: str, ev: dict) -> None:
+        """Fold an accepted event into a lot of this partition (and issue the stamps a package asks for)."""
+        st = ch.state(lot)
+        ch.mark(lot, fold.apply_event(st, ev))
+        if ev["event_type"] == "package" and ev["payload"]["lot"] == lot:
+            for rng in await stamps.issue(t, stamp_state, lot, key_id, package=ev):
+                ch.mark(lot, fold.apply_stamp_range(st, rng))
+
+    async def stamp_request(ch: Changed, req: dict) -> None:
+        lot = req["lot"]
+        for rng in await stamps.issue(t, stamp_state, lot, key_id, request=req):
+            ch.mark(lot, fold.apply_stamp_range(ch.state(lot), rng))
+
+    async def master_event(ch: Changed, ev: dict) -> None:
+        p = ch.p
+        for mkind, ident in entries_of(ev):
+            mkey = f"{p}|{mkind}|{ident}"
+            new = merge(mkind, master.get(mkey), ev)
+            if new is not None:
+                master[mkey] = new
+            for lot in index.get(mkey) or []:
+                ch.state(lot)
+                ch.mark(lot, new is not None)  # a redelivered message re-publishes what its first may not have
+
+    async def input_event(ch: Changed, ev: dict) -> None:
+        """Route an accepted event: fold it into the lots of this partition, send it to the others' inboxes."""
+        for lot in lots_touched(ev):
+            if partition_of(lot, n) == ch.p:
+                await lot_event(ch, lot, ev)
+            else:
                 await inbox.send(key=lot.encode(), value=_dumps({"kind": "event", "event": ev}))
-            if entries_of(ev):
-                body = _dumps({"kind": "master", "event": ev})
-                for p in range(n):
-                    await inbox.send(key=b"~master", value=body, partition=p)
+        if entries_of(ev):
+            body = _dumps({"kind": "master", "event": ev})
+            for q in range(n):
+                await inbox.send(key=b"~master", value=body, partition=q)
 
-    async def publish(lot: str, st: dict, mview: PartitionMaster, p: int, force: bool = False) -> None:
+    async def inbox_message(ch: Changed, event) -> None:
+        msg = orjson.loads(event.value)
+        kind = msg["kind"]
+        if kind == "event":
+            await lot_event(ch, event.key.decode(), msg["event"])
+        elif kind == "upstream":
+            lot = msg["lot"]
+            ch.mark(lot, fold.apply_upstream(ch.state(lot), msg["parent"], msg["info"]))
+        elif kind == "master":
+            await master_event(ch, msg["event"])
+        elif kind == "request":
+            await stamp_request(ch, msg["request"])
+        else:
+            log.error("lot inbox: unknown message kind %r at %d@%d", kind, event.message.partition,
+                      event.message.offset)
+
+    async def publish(ch: Changed, lot: str, st: dict) -> None:
         """Derive the record; publish it (and alert changes) if it changed; tell the children if they must know."""
-        rec = fold.derive(st, mview)
+        force = lot in ch.force
+        rec = fold.derive(st, PartitionMaster(master, ch.p))
         last = st.get("_out") or {}
         digest = fold.canonical_digest(rec)
         resolved = last.get("resolved", [])  # flags raised once and resolved since
@@ -89,7 +174,7 @@ def register(app: faust.App, settings: Settings, t) -> None:
         known = set(map(tuple, last.get("mkeys", [])))
         mkeys = fold.master_keys(st)
         for kind, ident in sorted(mkeys - known):
-            ikey = f"{p}|{kind}|{ident}"
+            ikey = f"{ch.p}|{kind}|{ident}"
             members = index.get(ikey) or []
             if lot not in members:
                 index[ikey] = [*members, lot]
@@ -97,36 +182,30 @@ def register(app: faust.App, settings: Settings, t) -> None:
                       "children": rec["children"], "recall": rec["recall"], "mkeys": sorted(mkeys)}
         lots[lot] = st
 
-    @app.agent(inbox, name="lots")
+    async def partition_batch(p: int, events: list) -> None:
+        ch = Changed(lots, p)
+        for event in events:
+            topic = event.message.topic
+            if topic == inbox_name:
+                await inbox_message(ch, event)
+            elif topic == requests_name:
+                req, bad = stamps.decode_request(event)
+                if req is None:
+                    await stamps.reject_request(t, event, bad)
+                elif partition_of(req["lot"], n) == p:
+                    await stamp_request(ch, req)
+                else:
+                    await inbox.send(key=req["lot"].encode(), value=_dumps({"kind": "request", "request": req}))
+            else:
+                ev = await admit(t, event, inputs[topic])
+                if ev is not None:
+                    await input_event(ch, ev)
+        for lot, st in ch.states.items():
+            await publish(ch, lot, st)
+
+    @app.agent(t.raw(*inputs, requests_name, inbox_name), name="lots")
     async def lots_agent(stream):
-        async for event in stream.events():
-            p = event.message.partition
-            msg = orjson.loads(event.value)
-            kind = msg["kind"]
-            mview = PartitionMaster(master, p)
-            if kind == "master":
-                ev = msg["event"]
-                for mkind, ident in entries_of(ev):
-                    mkey = f"{p}|{mkind}|{ident}"
-                    new = merge(mkind, master.get(mkey), ev)
-                    if new is not None:
-                        master[mkey] = new
-                    # a redelivered message (after a crash) re-publishes what its first delivery may not have
-                    for lot in index.get(mkey) or []:
-                        await publish(lot, lots.get(lot) or fold.new_state(lot), mview, p, force=new is None)
-                continue
-            if kind == "event":
-                lot = event.key.decode()
-                st = lots.get(lot) or fold.new_state(lot)
-                fresh = fold.apply_event(st, msg["event"])
-                await publish(lot, st, mview, p, force=not fresh)
-            elif kind == "upstream":
-                lot = msg["lot"]
-                st = lots.get(lot) or fold.new_state(lot)
-                fresh = fold.apply_upstream(st, msg["parent"], msg["info"])
-                await publish(lot, st, mview, p, force=not fresh)
-            elif kind == "stamps":
-                rng = msg["range"]
-                st = lots.get(rng["lot"]) or fold.new_state(rng["lot"])
-                fresh = fold.apply_stamp_range(st, rng)
-                await publish(rng["lot"], st, mview, p, force=not fresh)
+        async for batch in stream.take_events(settings.worker_batch, within=settings.worker_batch_ms / 1000):
+            for p, events in by_partition(batch).items():
+                with on_partition(events[-1]):
+                    await partition_batch(p, events)

@@ -1,61 +1,46 @@
-"""The stamps agent: package events and extra stamp requests -> one stamp-range event each on ``ocop.stamps``.
+"""Stamp issuing in the lots agent: a package event or an extra stamp request -> stamp ranges on ``ocop.stamps``.
 
-The range also goes to the lot's inbox so the record lists it (and the rules check stamps against units packaged).
+The lots agent calls these for its own partition (the stamp state is keyed by lot, co-partitioned with the lot's
+state); the pure rules are :mod:`streams.stamping`. A range is returned so that the agent adds it to the lot's facts
+in the same batch (the record lists it; the rules check stamps against units packaged).
 """
 
 from __future__ import annotations
 
-import faust
-import orjson
-
 from ocop_trace import observability as obs
-from ocop_trace.config import Settings
 from schemas import codec, topics
-from schemas.events import decode_event
 from schemas.codec import CodecError
 from schemas.validation import Invalid, validate
-from streams.app import json_table
 from streams import stamping
 from streams.accept import dlq_entry
 from streams.validate import dead_letter, source_of
 
+_range_codec, _request_codec = codec.codec(codec.STAMP_RANGE), codec.codec(codec.STAMP_REQUEST)
 
-def register(app: faust.App, settings: Settings, t) -> None:
-    prefix = settings.topic_prefix
-    accepted_name, requests_name = topics.ACCEPTED.full(prefix), topics.STAMP_REQUESTS.full(prefix)
-    out, inbox = t[topics.STAMPS], t.inbox
-    range_codec, request_codec = codec.codec(codec.STAMP_RANGE), codec.codec(codec.STAMP_REQUEST)
-    key_id = settings.stamp_active_key
-    state = json_table(app, "stamp-state", settings.partitions)
 
-    @app.agent(t.raw(accepted_name, requests_name), name="stamps")
-    async def stamps_agent(stream):
-        async for event in stream.events():
-            if event.message.topic == accepted_name:
-                ev = decode_event(event.value)
-                if ev["event_type"] != "package":
-                    continue
-                lot = ev["payload"]["lot"]
-                st = state.get(lot) or stamping.new_state()
-                ranges = stamping.on_package(st, ev, key_id)
-            else:
-                try:
-                    req = request_codec.decode(event.value)
-                    validate(codec.STAMP_REQUEST, req)
-                except CodecError as e:
-                    src = source_of(event)
-                    await dead_letter(t, src, dlq_entry(src, e.kind, e.reason))
-                    continue
-                except Invalid as e:
-                    src = source_of(event)
-                    await dead_letter(t, src, dlq_entry(src, "invalid", e.reason, e.field))
-                    continue
-                lot = req["lot"]
-                st = state.get(lot) or stamping.new_state()
-                ranges = stamping.issue(st, {"request_id": req["request_id"], "lot": lot, "count": req["count"],
-                                             "at": req["requested_at"]}, key_id)
-            for rng in ranges:
-                await out.send(key=lot.encode(), value=range_codec.encode(rng))
-                obs.stamp_range_issued(rng)
-                await inbox.send(key=lot.encode(), value=orjson.dumps({"kind": "stamps", "range": rng}))
-            state[lot] = st
+def decode_request(event) -> tuple[dict | None, dict | None]:
+    """``(request, None)`` for a valid stamp request message, else ``(None, dlq entry)``."""
+    try:
+        req = _request_codec.decode(event.value)
+        validate(codec.STAMP_REQUEST, req)
+    except CodecError as e:
+        return None, dlq_entry(source_of(event), e.kind, e.reason)
+    except Invalid as e:
+        return None, dlq_entry(source_of(event), "invalid", e.reason, e.field)
+    return {"request_id": req["request_id"], "lot": req["lot"], "count": req["count"], "at": req["requested_at"]}, None
+
+
+async def reject_request(t, event, bad: dict) -> None:
+    await dead_letter(t, source_of(event), bad)
+
+
+async def issue(t, table, lot: str, key_id: str, *, package: dict | None = None, request: dict | None = None) -> list[dict]:
+    """Issue what a package event (``package``) or a request (``request``) asks for; publish the ranges."""
+    st = table.get(lot) or stamping.new_state()
+    ranges = stamping.on_package(st, package, key_id) if package is not None else stamping.issue(st, request, key_id)
+    out = t[topics.STAMPS]
+    for rng in ranges:
+        await out.send(key=lot.encode(), value=_range_codec.encode(rng))
+        obs.stamp_range_issued(rng)
+    table[lot] = st
+    return ranges
