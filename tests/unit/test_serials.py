@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import pickle
 import random
 import re
 from types import SimpleNamespace
@@ -279,3 +280,108 @@ def test_verify_many_handles_chunks_mixed_keys_and_junk() -> None:
     assert len(batch) == 901 and batch.count_ok() == 899
     assert [i for i, _ in batch.failures()] == [17, 400]
     assert batch[400].reason == "malformed" and batch[17].reason == "bad_tag"
+
+
+# --- verify_many == verify, on batches shaped like real ones (printed ranges with a few bad codes) ----------------
+TWO_KEYS = StampSigner({"dev1": K_OLD, "k2": K_NEW}, "dev1", 8)
+
+
+def _true_mac_serial(index_text: str) -> str:
+    """A serial whose tag is the true MAC of ``index_text`` (canonical or not): only the key holder can make one."""
+    k = SIGNER._keys["dev1"]
+    return index_text + k.letter + SIGNER._tag(SIGNER._state(k, GTIN, LOT), index_text.encode()).decode()
+
+
+def _edit(serial: str, index: int, edit: tuple) -> object:
+    kind = edit[0]
+    text = str(index)
+    if kind == "char":  # one character replaced (a misprint, a misread, a forgery)
+        pos = edit[1] % len(serial)
+        return serial[:pos] + edit[2] + serial[pos + 1 :]
+    if kind == "text":
+        return edit[1]
+    if kind == "none":
+        return None
+    if kind == "other_key":
+        return TWO_KEYS.serial(GTIN, LOT, index, key_id="k2")
+    if kind == "other_lot":  # same key, same length: only the tag is wrong
+        return SIGNER.serial(GTIN, "TC-2024-002", index)
+    if kind == "zero_index":  # a true MAC over a non-canonical index of the same length ("0234"): malformed
+        return _true_mac_serial("0" + text[1:])
+    if kind == "pipe_index":  # a true MAC over an index that is not all digits ("12|4"): malformed
+        return _true_mac_serial(text[:-1] + "|" + text[-1:])
+    if kind == "drop":  # one character fewer: the chunk no longer has one length
+        return serial[1:]
+    raise AssertionError(kind)
+
+
+edits = st.one_of(
+    st.tuples(st.just("char"), st.integers(0, 19), st.sampled_from(CROCKFORD + "ILOUa|-\n ١Ü")),
+    st.tuples(st.just("text"), st.text(alphabet=CROCKFORD + "ILOUa|-", max_size=22)),
+    st.tuples(st.sampled_from(["none", "other_key", "other_lot", "zero_index", "pipe_index", "drop"])),
+)
+
+
+@st.composite
+def printed_batches(draw: st.DrawFn) -> list:
+    """A range of genuine serials (mostly one length, like a printed roll), some edited, or serial-like junk."""
+    first = draw(st.sampled_from([0, 7, 95, 990, 1_000, 99_800, 123_456, 10**6 - 300, SIGNER.max_index - 700]))
+    count = draw(st.integers(0, 700))
+    serials: list = list(SIGNER.serials(GTIN, LOT, first, count))
+    for pos, edit in draw(st.dictionaries(st.integers(0, max(count - 1, 0)), edits, max_size=6)).items():
+        if pos < count:
+            serials[pos] = _edit(serials[pos], first + pos, edit)
+    if draw(st.booleans()):
+        serials += draw(st.lists(serial_like, max_size=40))
+    return serials
+
+
+@settings(max_examples=150, deadline=None)
+@given(printed_batches(), st.sampled_from([SIGNER, TWO_KEYS]))
+def test_verify_many_equals_verify_on_printed_ranges(serials: list, signer: StampSigner) -> None:
+    batch = signer.verify_many(GTIN, LOT, serials)
+    one_by_one = [signer.verify(GTIN, LOT, s) for s in serials]
+    assert len(batch) == len(serials)
+    assert list(batch) == one_by_one
+    assert batch.count_ok() == sum(v.ok for v in one_by_one)
+    assert batch.failures() == [(i, v) for i, v in enumerate(one_by_one) if not v.ok]
+    if serials:
+        assert batch[-1] == one_by_one[-1] and batch[-len(serials)] == one_by_one[0]
+    # a batch split anywhere and joined again, or sent through pickle (a worker process), is the same batch
+    cut = len(serials) // 3
+    parts = [signer.verify_many(GTIN, LOT, serials[:cut]), signer.verify_many(GTIN, LOT, serials[cut:])]
+    assert list(VerificationBatch.concat([pickle.loads(pickle.dumps(p)) for p in parts])) == one_by_one
+
+
+def test_a_true_mac_over_a_non_canonical_index_is_still_malformed() -> None:
+    rng = list(SIGNER.serials(GTIN, LOT, 1000, 256))  # one length: the strided fast path
+    rng[5] = _true_mac_serial("0999")
+    rng[9] = _true_mac_serial("99|9")
+    batch = SIGNER.verify_many(GTIN, LOT, rng)
+    assert [(i, v.reason) for i, v in batch.failures()] == [(5, "malformed"), (9, "malformed")]
+    assert batch.counts() == {"ok": 254, "malformed": 2, "unknown_key": 0, "bad_tag": 0}
+    assert batch[6] == Verification(True, 1006, "dev1", "ok") and batch[255].index == 1255
+    too_long = [_true_mac_serial(str(10**11 + i)) for i in range(5)]  # a 12-digit index: 21 characters
+    for serials in (too_long, too_long + rng[:3]):
+        assert list(SIGNER.verify_many(GTIN, LOT, serials)) == [SIGNER.verify(GTIN, LOT, s) for s in serials]
+
+
+def test_newlines_inside_serials_do_not_shift_the_cut() -> None:
+    """The same-length path cuts the newline-joined chunk by stride: a string holding a newline where a
+    separator would be must not pass for the genuine serial in front of it."""
+    g = list(SIGNER.serials(GTIN, LOT, 100, 3))
+    for serials in ([g[0], g[1] + "\n" + g[2][:-1], ""], [g[0], g[1] + "\n", g[2][:-1]], [g[0] + "\n" + g[1]]):
+        assert list(SIGNER.verify_many(GTIN, LOT, serials)) == [SIGNER.verify(GTIN, LOT, s) for s in serials]
+
+
+def test_batch_index_errors_and_empty_batches() -> None:
+    batch = SIGNER.verify_many(GTIN, LOT, list(SIGNER.serials(GTIN, LOT, 10, 300)))
+    assert batch.all_ok and [v.index for v in batch[::100]] == [10, 110, 210]
+    with pytest.raises(IndexError):
+        batch[300]
+    with pytest.raises(IndexError):
+        batch[-301]
+    empty = SIGNER.verify_many(GTIN, LOT, [])
+    assert len(empty) == 0 and empty.all_ok and list(VerificationBatch.concat([empty, empty])) == []
+    with pytest.raises(ValueError, match="different key sets"):
+        VerificationBatch.concat([batch, TWO_KEYS.verify_many(GTIN, LOT, [])])
