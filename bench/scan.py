@@ -5,20 +5,32 @@
 The read side is a SQLite store filled by the sink's own apply functions (``consumers.sink.apply_master``,
 ``apply_record``, ``apply_stamp_range``) with the records ``streams.fold.Projection`` derives from ``--chains``
 generated chains. ``ocop_trace.server.create_app`` (intake API + scan web, as ``ocop-trace serve`` builds it) is
-served by uvicorn (one process, its defaults) in a subprocess on a loopback port; scan events go to a producer that
-validates and encodes them but sends nothing (no broker in the request path either way: the scan service queues
-them for a background thread), and the per-client rate limit is lifted (one load generator = one client).
+served by uvicorn (uvloop + httptools, no access log) in a subprocess on a loopback port, as
+``ocop-trace serve --workers N`` runs it, once with 1 worker process and once with 2 (:data:`WORKERS`); the
+headline figures are those of :data:`HEADLINE_WORKERS`, both are in ``figures`` (``*_1w``, ``*_2w``). Scan events
+go to a producer that validates and encodes them but sends nothing (no broker in the request path either way: the
+scan service queues them for a background thread), and the per-client rate limit is lifted (one load generator =
+one client).
 
 Load: ``wrk`` (Debian package; ``scripts/setup.sh`` installs it) with one thread and ``--connections``
-connections for ``--seconds`` per route, after a 2-second warm-up, cycling through ``--urls`` genuine stamp URLs
-(``/01/{gtin}/10/{lot}/21/{serial}?17=…``) of every packaged lot; ``Accept: application/json`` for JSON, the
-browser default for HTML. Baseline: ``GET /ping`` of the same server. The resolver caches a lot's view for 2 s;
-with this many URLs most requests miss. Goal: ≥ 2,000 req/s and p99 < 25 ms for JSON.
+connections for ``--seconds`` per route, after a warm-up (``--seconds`` for JSON and HTML, whose answers are cached
+on first use; 2 s for ``/ping`` and ``json_fresh``), cycling through ``--urls`` genuine stamp URLs
+(``/01/{gtin}/10/{lot}/21/{serial}?17=…``, up to 8 stamps of every issued range); ``Accept: application/json`` for
+JSON, the browser default for HTML. Baseline: ``GET /ping`` of the same server. Goal: ≥ 2,000 req/s and
+p99 < 25 ms for JSON.
+
+The resolver answers from memory validated against the sink's positions (consumers/web/cache.py); nothing changes
+the read side during the run, so after the first request of a URL (per worker process) everything it needs is in
+memory. That is the case of lots (hundreds of stamps share one) but not of real scans, where one stamp is rarely
+scanned twice: ``json_fresh`` (headline configuration only) therefore cycles through every issued stamp (up to
+50,000, shuffled) so that nearly every request reads its serial's facts from SQL (one statement) while its lot's
+page data is in memory.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -31,6 +43,9 @@ from bench.common import Proc, Run, free_ports, goal, log, main_args, ratio, row
 
 SIZES = {"chains": 400, "urls": 2000, "seconds": 10, "connections": 8}
 QUICK = {"chains": 20, "urls": 50, "seconds": 2, "connections": 4}
+WORKERS = (1, 2)  # uvicorn worker processes, as `ocop-trace serve --workers N`
+HEADLINE_WORKERS = 2  # the configuration of the headline figures (2 cores: one process each; wrk shares them)
+FRESH_MAX = 50_000
 
 LUA = r"""
 local paths = {}
@@ -67,15 +82,17 @@ class NullProducer:
 
 
 def app_factory():
-    """``uvicorn --factory bench.scan:app_factory``: the server's app over ``OCOP_*`` settings, null producer."""
+    """``uvicorn --factory bench.scan:app_factory``: the server's app over ``OCOP_*`` settings, null producer, as
+    ``ocop-trace serve`` builds it (``freeze_gc``)."""
     from ocop_trace.config import Settings
     from ocop_trace.server import create_app
 
-    return create_app(Settings(), producer=NullProducer())
+    return create_app(Settings(), producer=NullProducer(), freeze_gc=True)
 
 
-def fill_store(db: Path, chains: int) -> tuple[list[str], dict]:
-    """Fill a SQLite read side through the sink's apply functions; return stamp URL paths and counts."""
+def fill_store(db: Path, chains: int, *, every_stamp: list[str] | None = None) -> tuple[list[str], dict]:
+    """Fill a SQLite read side through the sink's apply functions; return stamp URL paths (up to 8 per issued
+    range) and counts. ``every_stamp``: a list that gets the URL of every issued stamp (up to FRESH_MAX)."""
     from consumers.sink import apply_master, apply_record, apply_stamp_range
     from consumers.store import Store
     from ocop_trace.config import Settings
@@ -111,10 +128,15 @@ def fill_store(db: Path, chains: int) -> tuple[list[str], dict]:
         rec = records[rng["lot"]]
         exp = (rec.get("packaging") or {}).get("expiry_date")
         expiry = date.fromisoformat(exp) if exp else None
-        for idx in range(rng["first_index"], rng["first_index"] + min(rng["count"], 8)):
+        n = rng["count"] if every_stamp is not None else min(rng["count"], 8)
+        for idx in range(rng["first_index"], rng["first_index"] + n):
             serial = signer.serial(rng["gtin"], rng["lot"], idx, key_id=rng["key_id"])
-            full = DigitalLink(rng["gtin"], rng["lot"], serial, expiry).build("http://127.0.0.1")
-            urls.append(full.removeprefix("http://127.0.0.1"))
+            path = DigitalLink(rng["gtin"], rng["lot"], serial, expiry).build("http://127.0.0.1") \
+                .removeprefix("http://127.0.0.1")
+            if idx < rng["first_index"] + 8:
+                urls.append(path)
+            if every_stamp is not None and len(every_stamp) < FRESH_MAX:
+                every_stamp.append(path)
     return urls, {"lots": len(records), "stamp_ranges": len(proj.stamp_ranges), "events": len(events)}
 
 
@@ -149,7 +171,6 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
     sizes = {**(QUICK if quick else SIZES), **{k: v for k, v in override.items() if v}}
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (scripts/setup.sh does)")
-    import httpx
 
     with Run("scan", "Resolver requests/s and p99 (JSON, HTML) vs /ping", quick, out) as run_, \
             tempfile.TemporaryDirectory(prefix="ocop-bench-scan-") as tmpdir:
@@ -157,76 +178,140 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
         db = tmp / "ocop.sqlite3"
         log(f"filling the read side with {sizes['chains']} generated chains (sink apply functions)")
         t = time.perf_counter()
-        urls, counts = fill_store(db, sizes["chains"])
+        every: list[str] = []
+        urls, counts = fill_store(db, sizes["chains"], every_stamp=every)
         fill_s = time.perf_counter() - t
         step = max(1, len(urls) // sizes["urls"])
         urls = urls[::step][:sizes["urls"]]
-        paths_file, ping_file, script = tmp / "paths.txt", tmp / "ping.txt", tmp / "cycle.lua"
+        random.Random(13).shuffle(every)
+        paths_file, fresh_file, ping_file, script = (tmp / "paths.txt", tmp / "fresh.txt", tmp / "ping.txt",
+                                                     tmp / "cycle.lua")
         paths_file.write_text("\n".join(urls) + "\n")
+        fresh_file.write_text("\n".join(every) + "\n")
         ping_file.write_text("/ping\n")
         script.write_text(LUA)
-        port = free_ports(1)[0]
-        env = {"OCOP_DATABASE_URL": f"sqlite:///{db}", "OCOP_DATA_DIR": str(tmp), "OCOP_BOOTSTRAP": "127.0.0.1:9",
-               "OCOP_SCAN_RATE_PER_MINUTE": "1000000000", "OCOP_RESOLVER_BASE": f"http://127.0.0.1:{port}"}
-        server = Proc([sys.executable, "-m", "uvicorn", "bench.scan:app_factory", "--factory", "--host", "127.0.0.1",
-                       "--port", str(port), "--log-level", "warning", "--no-access-log"], tmp / "server.log",
-                      env).start()
-        results = {}
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if not server.alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {server.tail()}")
-                time.sleep(0.2)
-            check = httpx.get(f"http://127.0.0.1:{port}{urls[0]}", headers={"Accept": "application/json"}, timeout=10)
-            verdict = check.json().get("verdict", {}).get("code")
-            if check.status_code != 200 or verdict != "genuine":
-                raise RuntimeError(f"{urls[0]} → {check.status_code} {verdict}: {check.text[:300]}")
-            cpu0 = server.cpu_seconds()
-            for name, file, kind in (("ping", ping_file, "plain"), ("json", paths_file, "json"),
-                                     ("html", paths_file, "html")):
-                wrk(port, file, script, kind, 2, sizes["connections"])  # warm-up
-                res = wrk(port, file, script, kind, sizes["seconds"], sizes["connections"])
-                results[name] = res
-                log(f"  {name}: {res['rps']:,.0f} req/s, p50 {res['latency_ms'].get('p50')} ms, "
-                    f"p99 {res['latency_ms'].get('p99')} ms, non-2xx {res['non_2xx']}")
-            server_cpu = server.cpu_seconds() - cpu0
-        finally:
-            server.stop()
+        runs: dict[int, dict] = {}
+        cpu: dict[int, float] = {}
+        for workers in WORKERS:
+            routes = [("ping", ping_file, "plain"), ("json", paths_file, "json"), ("html", paths_file, "html")]
+            if workers == HEADLINE_WORKERS:
+                routes.append(("json_fresh", fresh_file, "json"))
+            log(f"uvicorn with {workers} worker process{'es' if workers > 1 else ''}")
+            runs[workers], cpu[workers] = serve_and_load(tmp, db, urls[0], script, routes, workers, sizes)
 
-        ping, js, html = results["ping"], results["json"], results["html"]
-        for name, res in results.items():
-            if res["non_2xx"] or res["socket_errors"]:
-                run_.note(f"{name}: {res['non_2xx']} non-2xx responses, {res['socket_errors']} socket errors")
+        head = runs[HEADLINE_WORKERS]
+        ping, js, html, fresh = head["ping"], head["json"], head["html"], head["json_fresh"]
+        for workers, results in runs.items():
+            for name, res in results.items():
+                if res["non_2xx"] or res["socket_errors"]:
+                    run_.note(f"{workers} worker(s), {name}: {res['non_2xx']} non-2xx responses, "
+                              f"{res['socket_errors']} socket errors")
         j99 = js["latency_ms"].get("p99")
         g1 = goal("JSON requests/s", "≥ 2,000 req/s", js["rps"], js["rps"] >= 2000, "req/s")
         g2 = goal("JSON p99", "< 25 ms", j99, j99 is not None and j99 < 25, "ms")
-        rj, rh = ratio(js["rps"], ping["rps"]), ratio(html["rps"], ping["rps"])
-        run_.note(f"wrk: 1 thread, {sizes['connections']} connections, {sizes['seconds']} s per route, "
-                  f"{len(urls):,} stamp URLs over {counts['lots']:,} lots; uvicorn single process "
-                  f"(server CPU {server_cpu:.0f} s over the three runs)")
+        rj, rh, rf = ratio(js["rps"], ping["rps"]), ratio(html["rps"], ping["rps"]), ratio(fresh["rps"], ping["rps"])
+        run_.note(f"wrk: 1 thread, {sizes['connections']} connections, {sizes['seconds']} s per route after a warm-up "
+                  f"({max(2, sizes['seconds'])} s for JSON and HTML, 2 s for /ping and json_fresh), {len(urls):,} "
+                  f"stamp URLs over {counts['lots']:,} lots; json_fresh: {len(every):,} stamps, shuffled")
+        run_.note(f"headline: uvicorn with {HEADLINE_WORKERS} worker processes (uvloop, httptools); server CPU "
+                  + ", ".join(f"{w} worker(s) {c:.0f} s" for w, c in cpu.items()))
+        figures = {"json_rps": js["rps"], "json_p50_ms": js["latency_ms"].get("p50"), "json_p99_ms": j99,
+                   "html_rps": html["rps"], "html_p50_ms": html["latency_ms"].get("p50"),
+                   "html_p99_ms": html["latency_ms"].get("p99"), "json_fresh_rps": fresh["rps"],
+                   "json_fresh_p99_ms": fresh["latency_ms"].get("p99"), "headline_workers": HEADLINE_WORKERS,
+                   "fill_s": fill_s}
+        for workers, results in runs.items():
+            for name, res in results.items():
+                figures[f"{name}_rps_{workers}w"] = res["rps"]
+                figures[f"{name}_p50_ms_{workers}w"] = res["latency_ms"].get("p50")
+                figures[f"{name}_p99_ms_{workers}w"] = res["latency_ms"].get("p99")
+        other = [w for w in WORKERS if w != HEADLINE_WORKERS]
+        rows = [row(f"scan JSON req/s | p99 ({HEADLINE_WORKERS} proc)", f"{si(js['rps'], '/s')} | {j99:.1f} ms",
+                    f"/ping {si(ping['rps'], '/s')} | {ping['latency_ms'].get('p99', 0):.1f} ms", times(rj),
+                    "≥ 2 k/s, p99 < 25 ms", g1["pass"] and g2["pass"]),
+                row(f"scan HTML req/s | p99 ({HEADLINE_WORKERS} proc)",
+                    f"{si(html['rps'], '/s')} | {html['latency_ms'].get('p99', 0):.1f} ms",
+                    f"/ping {si(ping['rps'], '/s')}", times(rh)),
+                row(f"scan JSON, a new stamp each ({HEADLINE_WORKERS} proc)",
+                    f"{si(fresh['rps'], '/s')} | {fresh['latency_ms'].get('p99', 0):.1f} ms",
+                    f"/ping {si(ping['rps'], '/s')}", times(rf))]
+        for w in other:
+            o = runs[w]
+            rows.append(row(f"scan JSON req/s | p99 ({w} proc)",
+                            f"{si(o['json']['rps'], '/s')} | {o['json']['latency_ms'].get('p99', 0):.1f} ms",
+                            f"/ping {si(o['ping']['rps'], '/s')} | {o['ping']['latency_ms'].get('p99', 0):.1f} ms",
+                            times(ratio(o["json"]["rps"], o["ping"]["rps"]))))
         return run_.finish(
-            sizes={**sizes, "urls_used": len(urls), **counts},
-            figures={"json_rps": js["rps"], "json_p50_ms": js["latency_ms"].get("p50"), "json_p99_ms": j99,
-                     "html_rps": html["rps"], "html_p50_ms": html["latency_ms"].get("p50"),
-                     "html_p99_ms": html["latency_ms"].get("p99"), "fill_s": fill_s},
-            baseline={"description": "GET /ping of the same server, same load generator",
+            sizes={**sizes, "urls_used": len(urls), "fresh_urls": len(every), "workers": list(WORKERS), **counts},
+            figures=figures,
+            baseline={"description": f"GET /ping of the same server ({HEADLINE_WORKERS} worker processes), "
+                                     f"same load generator",
                       "figures": {"ping_rps": ping["rps"], "ping_p50_ms": ping["latency_ms"].get("p50"),
                                   "ping_p99_ms": ping["latency_ms"].get("p99")}},
-            ratio={"json_vs_ping_rps": rj, "html_vs_ping_rps": rh},
+            ratio={"json_vs_ping_rps": rj, "html_vs_ping_rps": rh, "json_fresh_vs_ping_rps": rf},
             goals=[g1, g2],
-            rows=[row("scan JSON req/s | p99", f"{si(js['rps'], '/s')} | {j99:.1f} ms",
-                      f"/ping {si(ping['rps'], '/s')} | {ping['latency_ms'].get('p99', 0):.1f} ms", times(rj),
-                      "≥ 2 k/s, p99 < 25 ms", g1["pass"] and g2["pass"]),
-                  row("scan HTML req/s | p99", f"{si(html['rps'], '/s')} | {html['latency_ms'].get('p99', 0):.1f} ms",
-                      f"/ping {si(ping['rps'], '/s')}", times(rh))],
-            extra={"wrk": results},
+            rows=rows,
+            extra={"wrk": {f"{w}w": r for w, r in runs.items()}, "server_cpu_s": {f"{w}w": c for w, c in cpu.items()}},
         )
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (uvicorn's workers)."""
+    total, todo, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(x) for x in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def serve_and_load(tmp: Path, db: Path, check_url: str, script: Path, routes: list[tuple[str, Path, str]],
+                   workers: int, sizes: dict) -> tuple[dict, float]:
+    """Start uvicorn with ``workers`` processes, check a stamp, run wrk on each route; (results, server CPU s)."""
+    import httpx
+
+    port = free_ports(1)[0]
+    env = {"OCOP_DATABASE_URL": f"sqlite:///{db}", "OCOP_DATA_DIR": str(tmp), "OCOP_BOOTSTRAP": "127.0.0.1:9",
+           "OCOP_SCAN_RATE_PER_MINUTE": "1000000000", "OCOP_RESOLVER_BASE": f"http://127.0.0.1:{port}"}
+    server = Proc([sys.executable, "-m", "uvicorn", "bench.scan:app_factory", "--factory", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+                   "--log-level", "warning", "--no-access-log"], tmp / f"server-{workers}.log", env).start()
+    results = {}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if not server.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {server.tail()}")
+            time.sleep(0.2)
+        time.sleep(1.0 if workers > 1 else 0)  # every worker up, not just the first to answer
+        check = httpx.get(f"http://127.0.0.1:{port}{check_url}", headers={"Accept": "application/json"}, timeout=10)
+        verdict = check.json().get("verdict", {}).get("code")
+        if check.status_code != 200 or verdict != "genuine":
+            raise RuntimeError(f"{check_url} → {check.status_code} {verdict}: {check.text[:300]}")
+        cpu0 = tree_cpu(server.pid)
+        for name, file, kind in routes:
+            # warm-up: the resolver fills its cache on first use (per worker process), so the cached routes get as
+            # long a warm-up as their run; json_fresh (a new stamp per request) and /ping need none
+            warm = max(2, sizes["seconds"]) if name in ("json", "html") else 2
+            wrk(port, file, script, kind, warm, sizes["connections"])
+            res = wrk(port, file, script, kind, sizes["seconds"], sizes["connections"])
+            results[name] = res
+            log(f"  {name}: {res['rps']:,.0f} req/s, p50 {res['latency_ms'].get('p50')} ms, "
+                f"p99 {res['latency_ms'].get('p99')} ms, non-2xx {res['non_2xx']}")
+        server_cpu = tree_cpu(server.pid) - cpu0
+    finally:
+        server.stop()
+    return results, server_cpu
 
 
 def main() -> None:

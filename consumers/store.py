@@ -14,9 +14,11 @@ import logging
 import threading
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -133,6 +136,8 @@ class Lot(Base):
     """One row per lot: the latest record from ``ocop.records`` (full JSON in ``record``) and its searchable facts."""
 
     __tablename__ = "lots"
+    # what changed since a sink position (the scan service's cache invalidation: consumers.store.changed_since)
+    __table_args__ = (Index("ix_lots_source", "source_partition", "source_offset"),)
 
     lot: Mapped[str] = mapped_column(String, primary_key=True)
     subject_id: Mapped[str | None] = mapped_column(String, index=True)
@@ -222,6 +227,7 @@ class StampRangeRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_source", "source_partition", "source_offset"),)
 
     alert_id: Mapped[str] = mapped_column(String, primary_key=True)
     rule: Mapped[str] = mapped_column(String, index=True)
@@ -239,6 +245,8 @@ class AlertRow(Base):
 
 class ScanRow(Base):
     __tablename__ = "scans"
+    # a serial's count, first and last scan from the index alone (a copied stamp may have thousands of scans)
+    __table_args__ = (Index("ix_scans_serial_scanned", "serial", "scanned_utc", "scan_id"),)
 
     scan_id: Mapped[str] = mapped_column(String, primary_key=True)
     serial: Mapped[str] = mapped_column(String, index=True)
@@ -371,6 +379,10 @@ SINK_OFFSETS, SINK_REJECTS = T["sink_offsets"], T["sink_rejects"]
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _row_value(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, datetime) else v
+
+
 def _row(r: Any) -> dict:
     """A result row as a JSON-able dict (instants as ISO 8601 UTC text)."""
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r._mapping.items()}
@@ -386,6 +398,76 @@ def _as_instant(x: datetime | date | str) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc)
+
+
+def _chunks(items: list, n: int = 500) -> Iterator[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _ids(col: Any) -> Any:
+    return col.in_(bindparam("ids", expanding=True))
+
+
+# built once (statement construction costs more than running these on an indexed key); ``ids``: a list
+_Q_LOTS = select(LOTS).where(_ids(LOTS.c.lot))
+_Q_PRODUCTS = select(PRODUCTS).where(_ids(PRODUCTS.c.gtin)).order_by(PRODUCTS.c.gtin)
+_Q_RATINGS = select(RATINGS).where(_ids(RATINGS.c.gtin)).order_by(RATINGS.c.occurred_utc, RATINGS.c.event_id)
+_Q_SUBJECTS = select(SUBJECTS).where(_ids(SUBJECTS.c.subject_id))
+_Q_ORIGINS = (select(ORIGINS.c.lot, ORIGINS.c.area_code, ORIGINS.c.harvest_lot).where(_ids(ORIGINS.c.lot))
+              .order_by(ORIGINS.c.lot, ORIGINS.c.area_code, ORIGINS.c.harvest_lot))
+_Q_AREAS = select(AREAS).where(_ids(AREAS.c.area_code)).order_by(AREAS.c.area_code)
+_Q_FACILITIES = select(FACILITIES).where(_ids(FACILITIES.c.facility_id)).order_by(FACILITIES.c.facility_id)
+
+
+def lot_views(c: Connection, lots: list[str]) -> dict[str, dict]:
+    """``Store.lot()`` of each known lot among ``lots`` without its ``stamps`` and ``alerts``, in one statement per
+    table (lots, products, ratings, subjects, origins, areas, facilities) whatever the number of lots."""
+    rows: dict[str, dict] = {}
+    for chunk in _chunks(sorted(set(lots))):
+        for row in c.execute(_Q_LOTS, {"ids": chunk}):
+            rows[row.lot] = _row(row)
+    if not rows:
+        return {}
+    records = {lot: orjson.loads(r.pop("record")) for lot, r in rows.items()}
+    variants = {lot: gtin_variants(r["gtin"]) for lot, r in rows.items() if r["gtin"]}
+    all_variants = sorted({v for vs in variants.values() for v in vs})
+    products: dict[str, dict] = {}
+    ratings: list[dict] = []
+    if all_variants:
+        for x in c.execute(_Q_PRODUCTS, {"ids": all_variants}):
+            products.setdefault(x.gtin, _row(x))
+        ratings = [_row(x) for x in c.execute(_Q_RATINGS, {"ids": all_variants})]
+    product_of = {lot: next((products[v] for v in vs if v in products), None) for lot, vs in variants.items()}
+    subject_of = {lot: r["subject_id"] or (product_of.get(lot) or {}).get("owner_subject_id")
+                  for lot, r in rows.items()}
+    ids = sorted({x for x in subject_of.values() if x})
+    subjects = {x.subject_id: _row(x) for x in c.execute(_Q_SUBJECTS, {"ids": ids})} if ids else {}
+    origins: dict[str, list[dict]] = {lot: [] for lot in rows}
+    for x in c.execute(_Q_ORIGINS, {"ids": sorted(rows)}):
+        origins[x.lot].append({"area_code": x.area_code, "harvest_lot": x.harvest_lot})
+    codes = sorted({o["area_code"] for os_ in origins.values() for o in os_})
+    areas = {x.area_code: _row(x) for x in c.execute(_Q_AREAS, {"ids": codes})} if codes else {}
+    facility_ids = {lot: sorted({s["facility"] for s in rec.get("steps", []) if s.get("facility")})
+                    for lot, rec in records.items()}
+    fids = sorted({f for fs in facility_ids.values() for f in fs})
+    facilities = {x.facility_id: _row(x) for x in c.execute(_Q_FACILITIES, {"ids": fids})} if fids else {}
+    out: dict[str, dict] = {}
+    for lot, r in rows.items():
+        vs = set(variants.get(lot, ()))
+        sid = subject_of[lot]
+        lot_codes = sorted({o["area_code"] for o in origins[lot]})
+        out[lot] = {
+            **r,
+            "record": records[lot],
+            "product": product_of.get(lot),
+            "subject": subjects.get(sid) if sid else None,
+            "origins": origins[lot],
+            "areas": [areas[code] for code in lot_codes if code in areas],
+            "ratings": [x for x in ratings if x["gtin"] in vs],
+            "facilities": [facilities[f] for f in facility_ids[lot] if f in facilities],
+        }
+    return out
 
 
 class Store:
@@ -474,50 +556,13 @@ class Store:
         """A lot's record with the master data the web page needs: product, subject, growing areas (coordinates),
         rating history, stamp ranges, alerts and the facilities its steps happened at. None if unknown."""
         with self.read() as c:
-            row = c.execute(select(LOTS).where(LOTS.c.lot == lot)).first()
-            if row is None:
+            view = lot_views(c, [lot]).get(lot)
+            if view is None:
                 return None
-            r = _row(row)
-            record = json.loads(r.pop("record"))
-            gtin = r["gtin"]
-            product = None
-            ratings: list[dict] = []
-            if gtin:
-                p = c.execute(select(PRODUCTS).where(PRODUCTS.c.gtin.in_(gtin_variants(gtin)))).first()
-                product = _row(p) if p else None
-                ratings = [_row(x) for x in c.execute(
-                    select(RATINGS).where(RATINGS.c.gtin.in_(gtin_variants(gtin)))
-                    .order_by(RATINGS.c.occurred_utc, RATINGS.c.event_id))]
-            subject_id = r["subject_id"] or (product or {}).get("owner_subject_id")
-            subject = None
-            if subject_id:
-                s = c.execute(select(SUBJECTS).where(SUBJECTS.c.subject_id == subject_id)).first()
-                subject = _row(s) if s else None
-            origins = [_row(x) for x in c.execute(
-                select(ORIGINS.c.area_code, ORIGINS.c.harvest_lot).where(ORIGINS.c.lot == lot)
-                .order_by(ORIGINS.c.area_code, ORIGINS.c.harvest_lot))]
-            codes = sorted({o["area_code"] for o in origins})
-            areas = [_row(x) for x in c.execute(select(AREAS).where(AREAS.c.area_code.in_(codes))
-                                                .order_by(AREAS.c.area_code))] if codes else []
-            facility_ids = sorted({s["facility"] for s in record.get("steps", []) if s.get("facility")})
-            facilities = [_row(x) for x in c.execute(
-                select(FACILITIES).where(FACILITIES.c.facility_id.in_(facility_ids))
-                .order_by(FACILITIES.c.facility_id))] if facility_ids else []
-            stamps = [_row(x) for x in c.execute(select(STAMPS).where(STAMPS.c.lot == lot)
-                                                 .order_by(STAMPS.c.first_index, STAMPS.c.range_id))]
-            alerts = self._alerts(c, lot=lot)
-        return {
-            **r,
-            "record": record,
-            "product": product,
-            "subject": subject,
-            "origins": origins,
-            "areas": areas,
-            "ratings": ratings,
-            "facilities": facilities,
-            "stamps": stamps,
-            "alerts": alerts,
-        }
+            view["stamps"] = [_row(x) for x in c.execute(select(STAMPS).where(STAMPS.c.lot == lot)
+                                                         .order_by(STAMPS.c.first_index, STAMPS.c.range_id))]
+            view["alerts"] = self._alerts(c, lot=lot)
+        return view
 
     def lot_summaries(self, lots: list[str]) -> dict[str, dict]:
         """Short facts of several lots (for lineage trees and lists)."""
@@ -749,7 +794,7 @@ def alembic_config(url: str):
 __all__ = [
     "Base", "Store", "UtcDateTime", "alembic_config", "dumps", "gtin_variants", "normalize_url", "parse_instant",
     "LOTS", "STEPS", "EDGES", "ORIGINS", "STAMPS", "ALERTS", "SCANS", "SUBJECTS", "AREAS", "PRODUCTS", "RATINGS",
-    "FACILITIES", "SINK_OFFSETS", "SINK_REJECTS",
+    "FACILITIES", "SINK_OFFSETS", "SINK_REJECTS", "lot_views", "scan_lot_views", "serial_facts", "changed_since",
 ]
 
 
@@ -768,3 +813,119 @@ def stamp_ranges_for_index(store: Store, gtin: str, index: int, *, limit: int = 
          .order_by(STAMPS.c.issued_utc, STAMPS.c.lot, STAMPS.c.range_id).limit(limit))
     with store.read() as c:
         return [_row(r) for r in c.execute(q)]
+
+
+@lru_cache(maxsize=1)
+def _walk_up() -> Any:
+    """``Store._walk(up=True)`` as one statement built once (``lot``, ``max_depth`` bound at execution)."""
+    e = EDGES
+    one = literal_column("1", Integer)
+    walk = select(e.c.parent_lot.label("lot"), one.label("depth")).where(e.c.child_lot == bindparam("lot")) \
+        .cte("walk", recursive=True)
+    prev = walk.alias("prev")
+    step = (select(e.c.parent_lot.label("lot"), (prev.c.depth + one).label("depth"))
+            .select_from(e.join(prev, e.c.child_lot == prev.c.lot))
+            .where(prev.c.depth < bindparam("max_depth", type_=Integer)))
+    walk = walk.union(step)
+    return select(walk.c.lot, func.min(walk.c.depth).label("depth")).group_by(walk.c.lot)
+
+
+def scan_lot_views(store: Store, lot: str, *, max_ancestors: int = 16,
+                   facility_ids: Callable[[dict], Iterable[str]] | None = None,
+                   ) -> tuple[dict | None, list[dict], dict[str, dict], list[str]]:
+    """What the scan page needs of a lot, in ONE read transaction (a handful of statements, however many
+    ancestors): (the lot's view as ``Store.lot()`` without stamps and alerts, or None; its known ancestors' views
+    nearest first, at most ``max_ancestors``; facilities by id: every view's ``facilities`` plus those that
+    ``facility_ids(view)`` names (ship destinations, points of sale); the lots the answer depends on: the lot and
+    every ancestor looked for, known or not)."""
+    with store.read() as c:
+        anc = {x: int(d) for x, d in c.execute(_walk_up(), {"lot": lot, "max_depth": max_ancestors}) if x != lot}
+        order = [x for x, _ in sorted(anc.items(), key=lambda kv: (kv[1], kv[0]))][:max_ancestors]
+        views = lot_views(c, [lot, *order])
+        view = views.get(lot)
+        if view is None:
+            return None, [], {}, [lot]
+        ancestors = [views[x] for x in order if x in views]
+        facilities = {f["facility_id"]: f for v in (view, *ancestors) for f in v["facilities"]}
+        wanted = {f for v in (view, *ancestors) for f in (facility_ids(v) if facility_ids else ())
+                  if f and f not in facilities}
+        for chunk in _chunks(sorted(wanted)):
+            for x in c.execute(_Q_FACILITIES, {"ids": chunk}):
+                facilities[x.facility_id] = _row(x)
+    return view, ancestors, facilities, [lot, *order]
+
+
+def product_view(store: Store, gtin: str) -> tuple[dict | None, list[dict], dict | None]:
+    """(product, its rating history oldest first, its owner) of a GTIN (any spelling), in one read transaction."""
+    variants = gtin_variants(gtin)
+    with store.read() as c:
+        p = c.execute(select(PRODUCTS).where(PRODUCTS.c.gtin.in_(variants)).order_by(PRODUCTS.c.gtin).limit(1)).first()
+        if p is None:
+            return None, [], None
+        product = _row(p)
+        ratings = [_row(x) for x in c.execute(select(RATINGS).where(RATINGS.c.gtin.in_(variants))
+                                              .order_by(RATINGS.c.occurred_utc, RATINGS.c.event_id))]
+        owner = product.get("owner_subject_id")
+        s = c.execute(select(SUBJECTS).where(SUBJECTS.c.subject_id == owner)).first() if owner else None
+    return product, ratings, (_row(s) if s else None)
+
+
+_SERIAL_FACTS = """
+SELECT
+  (SELECT count(*) FROM scans WHERE serial = :serial) AS scan_count,
+  (SELECT scanned_at FROM scans WHERE serial = :serial ORDER BY scanned_utc, scan_id LIMIT 1) AS first_scan_at,
+  (SELECT scanned_at FROM scans WHERE serial = :serial ORDER BY scanned_utc DESC, scan_id DESC LIMIT 1)
+    AS last_scan_at,
+  EXISTS (SELECT 1 FROM alerts WHERE serial = :serial AND rule = 'suspicious_copy' AND state = 'open') AS flagged"""
+_RANGE_COLUMNS = ("range_id", "lot", "gtin", "key_id", "first_index", "count", "issued_at", "issued_utc", "request_id")
+_GTIN_SLOTS = 5  # gtin_variants() gives at most 5 spellings: a fixed statement, compiled once
+_SERIAL_FACTS_Q = text(_SERIAL_FACTS).columns(scan_count=Integer, first_scan_at=String, last_scan_at=String,
+                                               flagged=Boolean)
+_SERIAL_FACTS_RANGE_Q = text(
+    _SERIAL_FACTS + ", " + ", ".join(f'r."{c}" AS "{c}"' for c in _RANGE_COLUMNS) + """
+FROM (SELECT 1 AS one) AS one LEFT OUTER JOIN (
+  SELECT * FROM stamps
+  WHERE gtin IN (""" + ", ".join(f":g{i}" for i in range(_GTIN_SLOTS)) + """) AND lot = :lot
+    AND first_index <= :idx AND first_index + "count" > :idx
+  ORDER BY first_index, range_id LIMIT 1) AS r ON 1 = 1""").columns(
+    scan_count=Integer, first_scan_at=String, last_scan_at=String, flagged=Boolean, range_id=String, lot=String,
+    gtin=String, key_id=String, first_index=BigInteger, count=Integer, issued_at=String, issued_utc=UtcDateTime,
+    request_id=String)
+
+
+def serial_facts(store: Store, serial: str, gtin: str | None = None, lot: str | None = None,
+                 index: int | None = None) -> dict:
+    """A serial's own facts in ONE statement (a fixed text, compiled once): ``range`` (the issued range of
+    ``(gtin, lot)`` that holds ``index`` as ``stamp_range_for`` gives it, or None; not looked up without all three),
+    ``flagged`` (an open ``suspicious_copy`` alert: ``serial_flagged``), ``scans`` (``{count, first_scan_at,
+    last_scan_at}`` as ``scan_stats`` gives them). Indexes: ``ix_stamps_gtin_lot``, ``ix_alerts_serial``,
+    ``ix_scans_serial_scanned``."""
+    with_range = gtin is not None and lot is not None and index is not None
+    params: dict[str, Any] = {"serial": serial}
+    if with_range:
+        variants = gtin_variants(gtin)[:_GTIN_SLOTS]
+        variants += [variants[0]] * (_GTIN_SLOTS - len(variants))
+        params.update({f"g{i}": v for i, v in enumerate(variants)}, lot=lot, idx=int(index))
+    with store.read() as c:
+        m = c.execute(_SERIAL_FACTS_RANGE_Q if with_range else _SERIAL_FACTS_Q, params).one()._mapping
+    found = None
+    if with_range and m["range_id"] is not None:
+        found = {k: _row_value(m[k]) for k in _RANGE_COLUMNS}
+    n = int(m["scan_count"] or 0)
+    return {"range": found, "flagged": bool(m["flagged"]),
+            "scans": {"count": n, "first_scan_at": m["first_scan_at"] if n else None,
+                      "last_scan_at": m["last_scan_at"] if n else None}}
+
+
+def changed_since(c: Connection, table: Any, since: dict[int, int], columns: list[str], *,
+                  limit: int = 10_000) -> list[dict] | None:
+    """Rows of ``table`` (``lots`` or ``alerts``: they carry their source ``(partition, offset)``) written at or
+    after the sink positions ``since`` (partition → next offset of the source topic before the change). None if more
+    than ``limit`` (the caller then forgets everything). Index: ``ix_<table>_source``."""
+    if not since:
+        return []
+    cond = or_(*[and_(table.c.source_partition == p, table.c.source_offset >= o) for p, o in sorted(since.items())])
+    rows = c.execute(select(*[table.c[x] for x in columns]).where(cond).limit(limit + 1)).all()
+    if len(rows) > limit:
+        return None
+    return [dict(r._mapping) for r in rows]

@@ -15,6 +15,7 @@ Every request body is limited to ``settings.max_body_bytes`` (413) by :class:`pr
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from contextlib import asynccontextmanager
@@ -44,8 +45,12 @@ def _scan_router(settings: Settings, producer: Any = None) -> Any | None:
     return factory(settings, producer=producer) if factory else None
 
 
-def create_app(settings: Settings | None = None, *, producer: Any = None) -> FastAPI:
-    """The whole web app. ``producer``: an EventProducer-like object; default one created lazily from settings."""
+def create_app(settings: Settings | None = None, *, producer: Any = None, freeze_gc: bool = False) -> FastAPI:
+    """The whole web app. ``producer``: an EventProducer-like object; default one created lazily from settings.
+
+    ``freeze_gc`` (what ``ocop-trace serve`` uses): at start-up, after a full collection, move every object alive
+    (modules, classes, the app: ~120,000 objects) out of the garbage collector's reach (``gc.freeze``), so that its
+    occasional full collections, which stop every request of the process, walk only what was created since."""
     from fastapi import FastAPI
 
     from producers.api import BodyLimitMiddleware, LazyProducer, install_error_handlers, intake_router
@@ -62,6 +67,9 @@ def create_app(settings: Settings | None = None, *, producer: Any = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         yield
         if owned:
             producer.close()
@@ -76,45 +84,59 @@ def create_app(settings: Settings | None = None, *, producer: Any = None) -> Fas
     )
     install_error_handlers(app)
 
+    # ---- scan web (consumers/web, written separately): included here when it exists -------------------------
+    # first: routes are matched in order and the resolver takes most of the traffic (no path overlaps the API's)
+    scan = _scan_router(settings, producer)
+    if scan is not None:
+        app.include_router(scan)
+    # ------------------------------------------------------------------------------------------------------------
+
     router = intake_router(settings, producer)
     intake = router.intake  # type: ignore[attr-defined]
     app.include_router(router)
     app.state.intake = intake
     app.state.settings = settings
 
-    # ---- scan web (consumers/web, written separately): included here when it exists -------------------------
-    scan = _scan_router(settings, producer)
-    if scan is not None:
-        app.include_router(scan)
-    # ------------------------------------------------------------------------------------------------------------
-
     if not any(getattr(r, "path", None) == "/healthz" for r in app.routes):  # the scan web has a fuller one
         @app.get("/healthz", tags=["ops"], summary="Liveness")
         def healthz() -> dict:
             return {"status": "ok"}
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # the resolver's routes take no body (GET/HEAD): they skip the body buffering
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       exempt_prefixes=("/01", "/gtin", "/ping") if scan is not None else ())
     # /metrics, /readyz (the databases answer) and the latency middleware, outermost (ocop_trace/observability.py)
     observability.install_web(app, {"read_side": getattr(scan, "store", None), "intake": intake.store.engine})
     return app
 
 
+def served_app() -> FastAPI:
+    """The app as ``ocop-trace serve`` runs it (uvicorn's factory in each worker process)."""
+    return create_app(freeze_gc=True)
+
+
 def serve_command(
     host: str = typer.Option(None, "--host", help="Interface to listen on (default: settings.web_host)."),
     port: int = typer.Option(None, "--port", help="Port (default: settings.web_port)."),
-    workers: int = typer.Option(1, "--workers", help="uvicorn worker processes."),
+    workers: int = typer.Option(1, "--workers", help="uvicorn worker processes (one per core: 2 on a 2-core box)."),
     log_level: str = typer.Option("info", "--log-level"),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log",
+                                    help="One log line per request (/metrics has the latency by route anyway)."),
 ) -> None:
-    """Run the web app: HTTP intake API, EPCIS capture, scan pages / Chạy máy chủ web."""
+    """Run the web app: HTTP intake API, EPCIS capture, scan pages / Chạy máy chủ web.
+
+    uvicorn picks uvloop and httptools (dependencies) over asyncio + h11 when they are installed.
+    Each worker process keeps its own scan cache and its own Prometheus counters."""
     import uvicorn
 
     s = get_settings()
     host = host or s.web_host
     port = port or s.web_port
     log_config = observability.logging_config(s.log_json, log_level)  # JSON lines with OCOP_LOG_JSON=1
-    typer.echo(f"ocop-trace web on http://{host}:{port} (docs: /docs)", err=True)
+    typer.echo(f"ocop-trace web on http://{host}:{port} (docs: /docs), {workers} worker(s)", err=True)
     if workers > 1:
-        uvicorn.run("ocop_trace.server:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, log_config=log_config)
+        uvicorn.run("ocop_trace.server:served_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, log_config=log_config, access_log=access_log)
     else:
-        uvicorn.run(create_app(s), host=host, port=port, log_level=log_level, log_config=log_config)
+        uvicorn.run(create_app(s, freeze_gc=True), host=host, port=port, log_level=log_level, log_config=log_config,
+                    access_log=access_log)

@@ -46,6 +46,7 @@ limited per client (token bucket keyed by the client hash, ``settings.scan_rate_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -55,22 +56,26 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 from urllib.parse import parse_qsl, quote, urlencode
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from consumers import store as store_mod
 from consumers.web import i18n
+from consumers.web.cache import MISS, ReadCache
 from consumers.web.verdict import Verdict, unverifiable, verdict
 from ocop_trace import observability
 from qr.digital_link import DigitalLink, DigitalLinkError
@@ -95,6 +100,7 @@ JOURNEY_ORDER = ("harvest", "receive", "transform", "inspect", "package", "ship"
 ANCESTOR_STEPS = frozenset({"harvest", "receive", "transform", "inspect", "ship"})
 _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
 _NUM = re.compile(r"-?[0-9]{1,3}(?:\.[0-9]{1,12})?")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -164,8 +170,9 @@ class ScanEmitter:
     ``send`` may block on metadata while the broker is away; that happens on this thread, never a request's."""
 
     def __init__(self, producer: Any, *, maxsize: int = 10_000, dedupe_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, batch_pause: float = 0.005) -> None:
         self.producer = producer
+        self.batch_pause = batch_pause
         self.stats = EmitterStats()
         self.dedupe_seconds = dedupe_seconds
         self.clock = clock
@@ -237,6 +244,10 @@ class ScanEmitter:
                 log.exception("scan event not sent (serial %r)", scan.get("serial") if scan else None)
             finally:
                 self._q.task_done()
+            if self.batch_pause and self._q.empty():
+                # let the next values gather in the queue rather than waking this thread for each one: under load
+                # a thread hand-off per scan costs the request path more than the send itself
+                time.sleep(self.batch_pause)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until queued values are handed to the producer and the producer flushed (tests, shutdown)."""
@@ -317,7 +328,7 @@ def _raw_target(request: Request) -> tuple[str, str]:
         path, query = raw_path.decode("ascii"), raw_query.decode("ascii")
     except UnicodeDecodeError:
         raise BadRequest(400, "uri", "not_ascii", "the request target has raw non-ASCII bytes") from None
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in path + query):
+    if _CONTROL.search(path) or _CONTROL.search(query):
         raise BadRequest(400, "uri", "bad_uri", "control characters or spaces in the request target")
     if "?" in path:  # some clients send the query inside raw_path
         path, _, extra = path.partition("?")
@@ -359,6 +370,12 @@ def _q_of(accept: str, media: str) -> float:
 
 def negotiate(accept: str | None, link_type: str | None) -> str:
     """``html`` | ``json`` | ``linkset`` | ``cert`` from ``?linkType=`` first, then the Accept header."""
+    if (accept is None or len(accept) <= 256) and (link_type is None or len(link_type) <= 64):
+        return _negotiate_cached(accept, link_type)  # phones send a handful of distinct headers
+    return _negotiate(accept, link_type)
+
+
+def _negotiate(accept: str | None, link_type: str | None) -> str:
     lt = (link_type or "").strip()
     if lt.startswith(GS1_VOC):
         lt = "gs1:" + lt[len(GS1_VOC):]
@@ -384,9 +401,48 @@ def negotiate(accept: str | None, link_type: str | None) -> str:
     return "html"
 
 
+_negotiate_cached = lru_cache(maxsize=1024)(_negotiate)
+
+
+def pick_lang(query_lang: str | None, accept_language: str | None, default: str) -> str:
+    """:func:`consumers.web.i18n.pick_lang`, remembered for the few distinct short headers phones send."""
+    if (accept_language is None or len(accept_language) <= 128) and (query_lang is None or len(query_lang) <= 16):
+        return _pick_lang_cached(query_lang, accept_language, default)
+    return i18n.pick_lang(query_lang, accept_language, default)
+
+
+_pick_lang_cached = lru_cache(maxsize=1024)(i18n.pick_lang)
+
+#: DigitalLink.parse of a request target (pure, the result is frozen): a stamp is scanned more than once
+parse_link = lru_cache(maxsize=8192)(DigitalLink.parse)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the view: everything a page or a program is told, built once per request
 # ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class LotBundle:
+    """A lot's page data as one read saw it: its view (with ``ancestor_recalls``), its known ancestors' views
+    nearest first, the facilities its journey names, and the lots it depends on (cache invalidation). Immutable
+    once built; the per-language parts of the JSON are computed once and kept (``memo``)."""
+
+    lot: str
+    view: dict | None
+    ancestors: list = field(default_factory=list)
+    facilities: dict = field(default_factory=dict)
+    deps: tuple = ()
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        value = self._memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._memo[key] = make()
+        return value
+
+
+_MISSING = object()
 
 
 @dataclass
@@ -401,80 +457,145 @@ class Resolution:
     product: dict | None = None
     ratings: list = field(default_factory=list)
     subject: dict | None = None
-    ancestors: list = field(default_factory=list)  # store.lot() of each known ancestor, nearest first
+    ancestors: list = field(default_factory=list)  # the known ancestors' views, nearest first
     scans: dict | None = None
+    bundle: LotBundle | None = None
+
+
+class _Miss(Exception):
+    """A memory-only resolution needs the database."""
+
+
+def _step_facilities(view: dict) -> list[str]:
+    """Facilities a lot's steps name: where they happened, ship destinations (``→ X``), points of sale (``@ X``)."""
+    out = []
+    for s in (view.get("record") or {}).get("steps") or []:
+        out.append(s.get("facility"))
+        detail = s.get("detail") or ""
+        if s.get("event_type") == "ship" and detail.startswith("→ "):
+            out.append(detail[2:].strip())
+        elif s.get("event_type") == "sell" and detail.startswith("@ "):
+            out.append(detail[2:].strip())
+    return [f for f in out if f]
 
 
 class Resolver:
-    """Looks facts up in the read side and computes the verdict (pure :func:`verdict`)."""
+    """Looks facts up in the read side through a :class:`consumers.web.cache.ReadCache` and computes the verdict
+    (pure :func:`verdict`).
 
-    def __init__(self, store: Any, signer: StampSigner, today: Callable[[], date], *, cache_seconds: float = 2.0,
-                 cache_size: int = 2048, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+    :meth:`resolve_cached` answers from memory only (on the event loop; None when anything is missing or the cache
+    is not fresh); :meth:`resolve` may read the database (in a worker thread): first the sink positions (at most
+    once per ``fresh_seconds``), then whatever is missing, in one read transaction per kind: the lot's page data
+    (``store.scan_lot_views``), the serial's facts and issued range (``store.serial_facts``, one statement), the
+    product (``store.product_view``)."""
+
+    def __init__(self, store: Any, signer: StampSigner, today: Callable[[], date], *, fresh_seconds: float = 0.2,
+                 max_age: float = 300.0, cache_size: int = 50_000, lot_cache_size: int = 2048,
+                 clock: Callable[[], float] = time.monotonic, topic_prefix: str = "") -> None:
         self.signer = signer
         self.today = today
-        self.cache_seconds = cache_seconds
-        self.cache_size = cache_size
-        self.clock = clock
-        self._cache: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self.cache = ReadCache(store, topic_prefix=topic_prefix, fresh_seconds=fresh_seconds, max_age=max_age,
+                               size=cache_size, lot_size=lot_cache_size, clock=clock)
+        self._store = store
+        # SQLite is a local file whose readers never wait for the writer (WAL): a serial's one statement (~0.2 ms)
+        # costs less on the event loop than a hand-off to a thread and back
+        self.inline_serial = getattr(store, "dialect", None) == "sqlite"
 
-    def cached(self, key: tuple, load: Callable[[], Any]) -> Any:
-        """``load()`` at most once per ``cache_seconds`` per key: lot views, lineage and master data change only
-        when the sink writes, and a page a second or two behind is fine; the per-serial facts (flag, scan count,
-        issued range) are always read fresh."""
-        if self.cache_seconds <= 0:
-            return load()
-        now = self.clock()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
-                self._cache.move_to_end(key)
-                return hit[1]
-        value = load()
-        with self._lock:
-            self._cache[key] = (now + self.cache_seconds, value)
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return value
+    @property
+    def store(self) -> Any:
+        return self._store
+
+    @store.setter
+    def store(self, value: Any) -> None:
+        self._store = value
+        self.cache.store = value
 
     def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self.cache.clear()
+
+    def resolve_cached(self, link: DigitalLink) -> Resolution | None:
+        """The resolution from memory alone, or None (then call :meth:`resolve` off the event loop)."""
+        if not self.cache.is_fresh():
+            return None
+        try:
+            return self._resolve(link, False)
+        except _Miss:
+            return None
 
     def resolve(self, link: DigitalLink) -> Resolution:
+        self.cache.refresh()
+        return self._resolve(link, True)
+
+    def _get(self, io: bool, kind: str, key: Hashable, load: Callable[[], Any],
+             deps: Callable[[Any], Any] | None = None) -> Any:
+        if io:
+            return self.cache.load(kind, key, load, deps)
+        value = self.cache.get(kind, key)
+        if value is MISS:
+            raise _Miss
+        return value
+
+    def _resolve(self, link: DigitalLink, io: bool) -> Resolution:
         r = Resolution(link)
-        s = self.store
         if link.serial is not None and link.lot is None:
-            self._resolve_serial_only(r)
+            self._resolve_serial_only(r, io)
         else:
             r.lot = link.lot
             if link.serial is not None:
                 r.verification = self.signer.verify(link.gtin14, link.lot, link.serial)
         if r.lot is not None:
-            r.lot_view, r.ancestors = self.cached(("lot", r.lot), lambda: self._lot_bundle(r.lot))
+            lot = r.lot
+            b = r.bundle = self._get(io, "lot", lot, lambda: self._lot_bundle(lot), lambda b: b.deps)
+            r.lot_view, r.ancestors = b.view, b.ancestors
         if link.serial is not None:
-            if r.verification is not None and r.verification.ok and r.lot is not None and r.range is None:
-                r.range = s.stamp_range_for(link.gtin14, r.lot, r.verification.index)
-            r.flagged = s.serial_flagged(link.serial)
-            r.scans = s.scan_stats(link.serial)
+            self._serial(r, io)
         view = r.lot_view
         if view is not None:
             r.product = view.get("product") or None
             r.ratings = view.get("ratings") or []
             r.subject = view.get("subject")
         else:
-            r.product, r.ratings, r.subject = self.cached(("product", link.gtin14),
-                                                          lambda: self._product_bundle(link.gtin14))
+            r.product, r.ratings, r.subject = self._product(link.gtin14, io)
         r.verdict = verdict(link, r.verification, view, r.range is not None, r.flagged, self.today())
         if not trusted(r) and view is not None:
             # an unissued or forged code: only the GTIN's own product and owner are shown, never the lot's story
-            r.product, r.ratings, r.subject = self.cached(("product", link.gtin14),
-                                                          lambda: self._product_bundle(link.gtin14))
+            r.product, r.ratings, r.subject = self._product(link.gtin14, io)
         return r
 
-    def _resolve_serial_only(self, r: Resolution) -> None:
+    def _product(self, gtin14: str, io: bool) -> tuple:
+        return self._get(io, "product", gtin14, lambda: store_mod.product_view(self.store, gtin14))
+
+    def _serial(self, r: Resolution, io: bool) -> None:
+        """The serial's facts (open suspicious_copy alert, scans) and, for a valid tag, the issued range that holds
+        its index: from memory, else ONE statement for whatever is missing."""
+        link, v, cache = r.link, r.verification, self.cache
+        rng: Any = None
+        rk = None
+        if v is not None and v.ok and r.lot is not None and r.range is None:
+            rk = (link.gtin14, r.lot, v.index)
+            rng = cache.get("range", rk)
+            if rng is MISS and cache.get("norange", rk) is not MISS:
+                rng = None
+        facts = cache.get("serial", link.serial)
+        if facts is MISS or rng is MISS:
+            if not io and not self.inline_serial:
+                raise _Miss
+            cache.stats["misses"] += 1
+            epochs = {k: cache.epoch(k) for k in ("serial", "range", "norange")}
+            got = store_mod.serial_facts(self.store, link.serial, *(rk if rng is MISS else (None, None, None)))
+            if rng is MISS:
+                rng = got["range"]
+                if rng is None:
+                    cache.put("norange", rk, True, epochs["norange"])
+                else:
+                    cache.put("range", rk, rng, epochs["range"])
+            facts = (got["flagged"], got["scans"])
+            cache.put("serial", link.serial, facts, epochs["serial"])
+        if rk is not None:
+            r.range = rng
+        r.flagged, r.scans = facts
+
+    def _resolve_serial_only(self, r: Resolution, io: bool) -> None:
         """``/01/{gtin}/21/{serial}``: try the lots whose issued ranges contain the serial's index."""
         link = r.link
         parts = self.signer.split(link.serial)
@@ -482,7 +603,8 @@ class Resolver:
             r.verification = Verification(False, None, None, "malformed")
             return
         index = parts[0]
-        candidates = store_mod.stamp_ranges_for_index(self.store, link.gtin14, index)
+        candidates = self._get(io, "index", (link.gtin14, index),
+                               lambda: store_mod.stamp_ranges_for_index(self.store, link.gtin14, index))
         last: Verification | None = None
         for rng in candidates:
             try:
@@ -498,68 +620,36 @@ class Resolver:
         else:
             r.verification = unverifiable(index)
 
-    def _product_bundle(self, gtin14: str) -> tuple[dict | None, list, dict | None]:
-        s = self.store
-        product = s.product(gtin14)
-        ratings = s.ratings(gtin14) if product else []
-        owner = (product or {}).get("owner_subject_id")
-        return product, ratings, (s.subject(owner) if owner else None)
-
-    def _lot_bundle(self, lot: str) -> tuple[dict | None, list[dict]]:
-        """(the lot's view with ``ancestor_recalls``, its known ancestors' views nearest first), or (None, [])."""
-        view = self.store.lot(lot)
+    def _lot_bundle(self, lot: str) -> LotBundle:
+        """The lot's page data in one read transaction (``store.scan_lot_views``), with ``ancestor_recalls``."""
+        view, ancestors, facilities, deps = store_mod.scan_lot_views(self.store, lot, max_ancestors=MAX_ANCESTORS,
+                                                                     facility_ids=_step_facilities)
         if view is None:
-            return None, []
-        try:
-            lineage = self.store.lineage(lot, max_depth=MAX_ANCESTORS)
-        except SQLAlchemyError:
-            raise
-        except Exception:  # lineage is a nice-to-have on the page
-            log.exception("lineage of %r", lot)
-            return dict(view, ancestor_recalls=[]), []
-        ancestors, recalls = [], []
-        for item in lineage.get("ancestors", [])[:MAX_ANCESTORS]:
-            if not item.get("known"):
-                continue
-            anc = self.store.lot(item["lot"])
-            if anc is None:
-                continue
-            ancestors.append(anc)
+            return LotBundle(lot, None, deps=tuple(deps))
+        recalls = []
+        for anc in ancestors:
             if anc.get("status") == "recalled":
                 rec = (anc.get("record") or {}).get("recall") or {}
-                recalls.append({"lot": item["lot"], "recall_reason": rec.get("reason") or anc.get("recall_reason"),
+                recalls.append({"lot": anc["lot"], "recall_reason": rec.get("reason") or anc.get("recall_reason"),
                                 "recall_event_id": rec.get("event_id") or anc.get("recall_event_id")})
-        return dict(view, ancestor_recalls=recalls), ancestors
+        return LotBundle(lot, dict(view, ancestor_recalls=recalls), ancestors, facilities, tuple(deps))
 
 
-def _facility_names(r: Resolution, store: Any) -> Callable[[str | None], dict | None]:
-    known: dict[str, dict] = {}
-    for view in (r.lot_view, *r.ancestors):
-        for f in (view or {}).get("facilities") or []:
-            known[f["facility_id"]] = f
-
-    def look(fid: str | None) -> dict | None:
-        if not fid:
-            return None
-        if fid not in known:
-            try:
-                known[fid] = store.facility(fid) or {"facility_id": fid, "name": None}
-            except SQLAlchemyError:
-                known[fid] = {"facility_id": fid, "name": None}
-        f = known[fid]
-        return {"id": fid, "name": f.get("name"), "kind": f.get("kind"), "address": f.get("address") or None,
-                "lat": f.get("lat"), "lon": f.get("lon")}
-
-    return look
+def _facility(known: dict, fid: str | None) -> dict | None:
+    if not fid:
+        return None
+    f = known.get(fid) or {"facility_id": fid, "name": None}
+    return {"id": fid, "name": f.get("name"), "kind": f.get("kind"), "address": f.get("address") or None,
+            "lat": f.get("lat"), "lon": f.get("lon")}
 
 
-def _journey(r: Resolution, store: Any) -> tuple[list[dict], list[dict]]:
+def _journey(b: LotBundle) -> tuple[list[dict], list[dict]]:
     """(journey steps oldest first, inspections) of the lot and its ancestors; voided steps left out."""
-    look = _facility_names(r, store)
-    area_names = {a["area_code"]: a.get("name") for v in (r.lot_view, *r.ancestors) for a in (v or {}).get("areas") or []}
+    known = b.facilities
+    area_names = {a["area_code"]: a.get("name") for v in (b.view, *b.ancestors) for a in (v or {}).get("areas") or []}
     steps: dict[str, dict] = {}
     inspections: dict[str, dict] = {}
-    views = [(r.lot_view, True)] + [(a, False) for a in r.ancestors]
+    views = [(b.view, True)] + [(a, False) for a in b.ancestors]
     for view, own in views:
         if not view:
             continue
@@ -572,12 +662,12 @@ def _journey(r: Resolution, store: Any) -> tuple[list[dict], list[dict]]:
             if not own and t not in ANCESTOR_STEPS:
                 continue
             detail = s.get("detail") or ""
-            place = look(s.get("facility"))
+            place = _facility(known, s.get("facility"))
             dest = None
             if t == "ship" and detail.startswith("→ "):
-                dest = look(detail[2:].strip())
+                dest = _facility(known, detail[2:].strip())
             elif t == "sell" and detail.startswith("@ "):
-                place = look(detail[2:].strip()) or place
+                place = _facility(known, detail[2:].strip()) or place
             q = s.get("quantity") or None
             step = {
                 "event_id": s["event_id"], "step": t, "occurred_at": s.get("occurred_at"), "lot": lot,
@@ -643,19 +733,64 @@ def trusted(r: Resolution) -> bool:
     return not (r.link.serial is not None and r.verdict is not None and r.verdict.code in ("forged", "unknown"))
 
 
-def trace_json(r: Resolution, store: Any, *, uri: str, lang: str) -> dict:
+def _product_json(product: dict | None, lang: str) -> dict | None:
+    if not product:
+        return None
+    return {"gtin": product.get("gtin"), "name_vi": product.get("name_vi"), "name_en": product.get("name_en") or None,
+            "name": _product_name(product, lang), "ocop_group": product.get("ocop_group"),
+            "net_content": product.get("net_content")}
+
+
+def _producer_json(subject: dict | None) -> dict | None:
+    if not subject:
+        return None
+    return {"subject_id": subject.get("subject_id"), "name": subject.get("name"), "kind": subject.get("kind"),
+            "address": subject.get("address") or None, "province_code": subject.get("province_code")}
+
+
+def _lot_parts(r: Resolution, lang: str) -> dict:
+    """The parts of the JSON that depend only on the lot's page data and the language: computed once per bundle
+    and language and shared by every answer until the bundle is replaced (never mutate them)."""
+
+    def make() -> dict:
+        view = r.lot_view or {}
+        record = view.get("record") or {}
+        packaging = record.get("packaging") or {}
+        journey, inspections = (r.bundle.memo("journey", lambda: _journey(r.bundle)) if r.bundle is not None
+                                else ([], []))
+        return {
+            "product": _product_json(r.product or record.get("product"), lang),
+            "lot": {"lot": r.lot, "status": view.get("status"), "production_date": packaging.get("production_date"),
+                    "expiry_date": packaging.get("expiry_date"), "units_packaged": view.get("units_packaged")}
+            if view else None,
+            "rating": _rating(r),
+            "producer": _producer_json(r.subject),
+            "origins": _origins(r),
+            "journey": [{**s, "label": i18n.t(f"step.{s['step']}", lang)} for s in journey],
+            "inspections": [{"event_id": i.get("event_id"), "occurred_at": i.get("occurred_at"), "lab": i.get("lab"),
+                             "result": i.get("result"), "certificate_no": i.get("certificate_no"),
+                             "lot": i.get("lot")} for i in inspections],
+        }
+
+    if r.bundle is None or r.bundle.view is None:  # a product page: nothing worth keeping
+        return make()
+    return r.bundle.memo(("parts", lang), make)
+
+
+def trace_json(r: Resolution, store: Any = None, *, uri: str, lang: str) -> dict:
     """The JSON contract ``ocop-trace/scan/1`` (documented in docs/SCANS.md): stable keys, new ones may be added.
 
     For a stamp that is ``forged`` or ``unknown`` only the product and producer the GTIN belongs to are given (who
     to contact); ``lot``, ``rating``, ``origins``, ``journey``, ``inspections``, ``scans`` and ``recall`` are
-    null or empty: nothing ties the package to a lot."""
+    null or empty: nothing ties the package to a lot. (``store`` is not used any more: the resolution carries
+    everything, facilities included.)"""
     v = r.verdict
     ok = trusted(r)
-    view = (r.lot_view or {}) if ok else {}
-    record = view.get("record") or {}
-    product = r.product or record.get("product")
-    journey, inspections = _journey(r, store) if ok else ([], [])
-    packaging = record.get("packaging") or {}
+    if ok:
+        parts = _lot_parts(r, lang)
+    else:
+        parts = {"product": _product_json(r.product, lang), "lot": None, "rating": None,
+                 "producer": _producer_json(r.subject), "origins": [], "journey": [], "inspections": []}
     recall = None
     if v.recall:
         recall = {k: v.recall.get(k) for k in ("reason", "authority", "occurred_at", "scope", "target", "event_id")}
@@ -666,7 +801,6 @@ def trace_json(r: Resolution, store: Any, *, uri: str, lang: str) -> dict:
     if r.scans is not None and ok:
         scans = {"previous": r.scans["count"], "first_scan_at": r.scans["first_scan_at"],
                  "last_scan_at": r.scans["last_scan_at"]}
-    subject = r.subject
     return {
         "contract": CONTRACT,
         "lang": lang,
@@ -683,25 +817,13 @@ def trace_json(r: Resolution, store: Any, *, uri: str, lang: str) -> dict:
             "reasons": [{"code": c, "text": _reason_text(c, v, r, lang)} for c in v.reasons],
             "expiry": v.expiry.isoformat() if v.expiry and ok else None,
         },
-        "product": {
-            "gtin": product.get("gtin"), "name_vi": product.get("name_vi"), "name_en": product.get("name_en") or None,
-            "name": _product_name(product, lang), "ocop_group": product.get("ocop_group"),
-            "net_content": product.get("net_content"),
-        } if product else None,
-        "lot": {
-            "lot": r.lot, "status": view.get("status"), "production_date": packaging.get("production_date"),
-            "expiry_date": packaging.get("expiry_date"), "units_packaged": view.get("units_packaged"),
-        } if view else None,
-        "rating": _rating(r) if ok else None,
-        "producer": {
-            "subject_id": subject.get("subject_id"), "name": subject.get("name"), "kind": subject.get("kind"),
-            "address": subject.get("address") or None, "province_code": subject.get("province_code"),
-        } if subject else None,
-        "origins": _origins(r) if ok else [],
-        "journey": [{**s, "label": i18n.t(f"step.{s['step']}", lang)} for s in journey],
-        "inspections": [{"event_id": i.get("event_id"), "occurred_at": i.get("occurred_at"), "lab": i.get("lab"),
-                         "result": i.get("result"), "certificate_no": i.get("certificate_no"), "lot": i.get("lot")}
-                        for i in inspections],
+        "product": parts["product"],
+        "lot": parts["lot"],
+        "rating": parts["rating"],
+        "producer": parts["producer"],
+        "origins": parts["origins"],
+        "journey": parts["journey"],
+        "inspections": parts["inspections"],
         "scans": scans,
         "recall": recall,
         "links": {"self": uri, "linkset": _with_query(uri, linkType="all"),
@@ -728,6 +850,18 @@ def _reason_text(code: str, v: Verdict, r: Resolution, lang: str) -> str:
 
 
 def _with_query(uri: str, **params: str) -> str:
+    if len(uri) <= MAX_PATH_BYTES + 256:
+        return _with_query_cached(uri, tuple(params.items()))
+    return _with_pairs(uri, tuple(params.items()))
+
+
+@lru_cache(maxsize=16384)
+def _with_query_cached(uri: str, params: tuple) -> str:
+    return _with_pairs(uri, params)
+
+
+def _with_pairs(uri: str, params_: tuple) -> str:
+    params = dict(params_)
     base, _, query = uri.partition("?")
     pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in params]
     pairs += list(params.items())
@@ -762,6 +896,15 @@ def linkset(r: Resolution, *, uri: str, lang: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # rendering
 # ---------------------------------------------------------------------------------------------------------------
+
+
+class FastJSONResponse(Response):
+    """JSON by orjson (UTF-8, compact, like Starlette's JSONResponse but several times faster on large pages)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 # The product photo placeholder: a neutral drawing (a leaf over a package), inline so the page needs no request.
@@ -805,7 +948,7 @@ ICONS = {k: ("<svg viewBox='0 0 24 24' width='30' height='30' fill='none' stroke
 
 def make_env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)  # compiled once per process
     env.globals["t"] = i18n.t
     env.globals["label"] = i18n.label
     env.globals["photo"] = PHOTO
@@ -827,6 +970,11 @@ class Page:
         return self.env.get_template(name).render(**ctx)
 
 
+@dataclass(frozen=True)
+class _RouteTemplate:
+    path: str
+
+
 def _lang_links(uri_path: str, params: dict[str, str], lang: str) -> dict:
     other = "en" if lang == "vi" else "vi"
     keep = {k: v for k, v in params.items() if k != "lang"}
@@ -839,14 +987,17 @@ def _lang_links(uri_path: str, params: dict[str, str], lang: str) -> dict:
 
 
 def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today: Callable[[], date] | None = None,
-                now: Callable[[], datetime] | None = None, dedupe_seconds: float = 60.0, cache_seconds: float = 2.0,
+                now: Callable[[], datetime] | None = None, dedupe_seconds: float = 60.0, fresh_seconds: float = 0.2,
+                cache_max_age: float = 300.0, clock: Callable[[], float] = time.monotonic, read_threads: int = 4,
                 emitter: ScanEmitter | None = None, limiter: TokenBucket | None = None) -> APIRouter:
     """The scan service's routes over ``store`` (a :class:`consumers.store.Store`; ``None``: one opened on
     ``settings.sqlalchemy_url`` and closed with the app), producing scans with ``producer`` (an
     :class:`producers.client.EventProducer` or the server's lazy one; ``None``: no scan events).
 
-    ``cache_seconds``: how long a lot's view (record, lineage, master data) is reused between requests (0: never);
-    the serial's own facts (suspicious flag, scan count, issued range) are always read fresh.
+    Caching (:mod:`consumers.web.cache`): answers come from memory validated against the sink's positions at most
+    ``fresh_seconds`` old, so what is in SQL shows on the page within ``fresh_seconds``; ``cache_max_age`` bounds
+    any entry's life (0: no cache at all); ``clock`` (monotonic seconds) is for tests. A request that needs the
+    database runs its reads on one of ``read_threads`` threads; one answered from memory stays on the event loop.
     ``today``/``now`` (local date/time) are for tests; the router's ``emitter``, ``limiter``, ``resolver`` and
     ``store`` attributes are exposed for tests and metrics."""
     owned_store = store is None
@@ -860,15 +1011,20 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
     default_lang = getattr(settings, "lang", "vi")
     base = str(getattr(settings, "resolver_base", "")).rstrip("/")
     signer = StampSigner.from_settings(settings)
-    resolver = Resolver(store, signer, today, cache_seconds=cache_seconds)
+    resolver = Resolver(store, signer, today, fresh_seconds=fresh_seconds, max_age=cache_max_age, clock=clock,
+                        topic_prefix=getattr(settings, "topic_prefix", "") or "")
     emitter = emitter or ScanEmitter(producer, dedupe_seconds=dedupe_seconds)
     limiter = limiter or TokenBucket(settings.scan_rate_per_minute)
     css = (STATIC / "scan.css").read_text(encoding="utf-8")
     page = Page(make_env(), css, getattr(settings, "timezone", "Asia/Ho_Chi_Minh"))
 
+    # the read side's worker threads (a miss: one transaction); lighter than anyio's to_thread per call
+    reader = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="ocop-scan-read")
+
     @asynccontextmanager
     async def lifespan(_app: Any):
         yield
+        reader.shutdown(wait=False)
         emitter.close()
         if owned_store:
             store.close()
@@ -898,10 +1054,9 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
         extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         headers = _headers(lang, extra)
         if kind in ("json", "linkset", "cert"):
-            return JSONResponse({"contract": CONTRACT, "error": {"status": status, "title": title, "message": message,
-                                                                 "part": part or None, "code": code or None,
-                                                                 "reason": reason or None}},
-                                status_code=status, headers=headers)
+            error = {"status": status, "title": title, "message": message, "part": part or None,
+                     "code": code or None, "reason": reason or None}
+            return FastJSONResponse({"contract": CONTRACT, "error": error}, status_code=status, headers=headers)
         raw = request.scope.get("raw_path") or b"/"
         safe_path = raw.decode("ascii") if raw.isascii() and len(raw) <= MAX_PATH_BYTES and \
             not any(b < 0x21 or b == 0x7F for b in raw) else "/"
@@ -913,7 +1068,8 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
     def _prelude(request: Request) -> tuple[str, str, dict[str, str], str, str]:
         """(raw path, raw query, params, language, representation) — or BadRequest."""
         accept = request.headers.get("accept")
-        lang = i18n.pick_lang(None, request.headers.get("accept-language"), default_lang)
+        accept_language = request.headers.get("accept-language")
+        lang = pick_lang(None, accept_language, default_lang)
         kind = negotiate(accept, None)
         try:
             path, query = _raw_target(request)
@@ -921,8 +1077,9 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
         except BadRequest as e:
             e.lang, e.kind = lang, kind  # type: ignore[attr-defined]
             raise
-        lang = i18n.pick_lang(params.get("lang"), request.headers.get("accept-language"), default_lang)
-        kind = negotiate(accept, params.get("linkType"))
+        if params:
+            lang = pick_lang(params.get("lang"), accept_language, default_lang)
+            kind = negotiate(accept, params.get("linkType"))
         return path, query, params, lang, kind
 
     def _client(request: Request) -> str:
@@ -957,27 +1114,30 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
             if wait > 0:
                 return _error(request, 429, lang, kind, retry_after=max(1, math.ceil(min(wait, 3600))))
             try:
-                link = DigitalLink.parse(path + ("?" + query if query else ""))
+                link = parse_link(path + ("?" + query if query else ""))
             except DigitalLinkError as e:
                 raise BadRequest(400, e.part, e.code, e.reason) from None
-            try:
-                r = await run_in_threadpool(resolver.resolve, link)
-            except SQLAlchemyError:
-                log.exception("read side unavailable")
-                return _error(request, 503, lang, kind, retry_after=30)
+            r = resolver.resolve_cached(link)  # memory only, on the loop: the common case
+            if r is None:
+                try:
+                    r = await asyncio.get_running_loop().run_in_executor(reader, resolver.resolve, link)
+                except SQLAlchemyError:
+                    log.exception("read side unavailable")
+                    return _error(request, 503, lang, kind, retry_after=30)
             if link.serial is None and r.lot_view is None:
                 if link.lot is not None:
                     return _error(request, 404, lang, kind, body_key="e.body.404.lot", lot=link.lot,
                                   gtin=link.gtin14)
                 if r.product is None:
                     return _error(request, 404, lang, kind, body_key="e.body.404.product", gtin=link.gtin14)
-            uri = (base or str(request.base_url).rstrip("/")) + link.path + (f"?{link.query}" if link.query else "")
+            lq = link.query
+            uri = (base or str(request.base_url).rstrip("/")) + link.path + (f"?{lq}" if lq else "")
             if request.method == "GET" and kind in ("html", "json"):
                 scan = _scan_value(r, request, params, client)
                 if scan is not None:
                     emitter.emit(scan)
             observability.verdict_seen(r.verdict)  # ocop_scan_verdicts_total{verdict}
-            return await run_in_threadpool(_represent, r, kind, lang, uri, path, params)
+            return _represent(r, kind, lang, uri, path, params)  # no I/O: the resolution holds everything
         except BadRequest as e:
             return _error(request, e.status, lang, kind, part=e.part, code=e.code, reason=e.reason)
 
@@ -985,31 +1145,49 @@ def scan_router(settings: Any, store: Any = None, producer: Any = None, *, today
         link_header = {"Link": f'<{_with_query(uri, linkType="all")}>; rel="linkset"; '
                                f'type="application/linkset+json"'}
         if kind == "linkset":
-            return JSONResponse(linkset(r, uri=uri, lang=lang), media_type="application/linkset+json",
+            return FastJSONResponse(linkset(r, uri=uri, lang=lang), media_type="application/linkset+json",
                                 headers=_headers(lang, {"Link": f'<{LINKSET_CONTEXT}>; '
                                                                 f'rel="http://www.w3.org/ns/json-ld#context"; '
                                                                 f'type="application/ld+json"'}))
-        data = trace_json(r, store, uri=uri, lang=lang)
+        data = trace_json(r, uri=uri, lang=lang)
         if kind == "cert":
             body = {"contract": CONTRACT, "link": data["link"], "product": data["product"], "rating": data["rating"],
                     "certifications": [{"area_code": o["area_code"], **c} for o in data["origins"]
                                        for c in o["certifications"]]}
-            return JSONResponse(body, headers=_headers(lang, link_header))
+            return FastJSONResponse(body, headers=_headers(lang, link_header))
         if kind == "json":
-            return JSONResponse(data, headers=_headers(lang, link_header))
+            return FastJSONResponse(data, headers=_headers(lang, link_header))
         style, symbol = VERDICT_STYLE[data["verdict"]["code"]]
         lang_link = _lang_links(path, params, lang)
+        day = today()
+        lot_sections = Markup("")
+        if trusted(r):  # the lot's sections: rendered once per lot view, language and day (templates/lot.html)
+            def sections() -> Markup:
+                return Markup(page.render("lot.html", lang=lang, d=data, today=day))
+
+            b = r.bundle
+            lot_sections = b.memo(("html", lang, day), sections) if b is not None and b.view is not None \
+                else sections()
         html = page.render("scan.html", lang=lang, d=data, style=style, symbol=symbol, icon=ICONS[style],
-                           lang_link=lang_link,
+                           lang_link=lang_link, lot_sections=lot_sections,
                            json_href=_with_query(path, linkType="gs1:traceability", lang=lang),
                            linkset_href=_with_query(path, linkType="all"),
-                           stars=(data["rating"] or {}).get("stars") or 0, today=today())
+                           stars=(data["rating"] or {}).get("stars") or 0, today=day)
         return HTMLResponse(html, headers=_headers(lang, link_header))
 
+    def routed(template: str) -> Callable[[Request], Any]:
+        marker = _RouteTemplate(template)
+
+        async def endpoint(request: Request) -> Response:
+            request.scope["route"] = marker  # the template for the metrics' route label (APIRoutes set their own)
+            return await resolve_route(request)
+
+        return endpoint
+
+    # plain Starlette routes: the handler reads the raw request, there is nothing for FastAPI to inject or validate
     for prefix in ("/01", "/gtin"):
-        router.add_api_route(prefix, resolve_route, methods=["GET", "HEAD"], include_in_schema=False)
-        router.add_api_route(prefix + "/{rest:path}", resolve_route, methods=["GET", "HEAD"],
-                             summary="GS1 Digital Link resolver (stamp, lot or product page)")
+        for template in (prefix, prefix + "/{rest:path}"):
+            router.add_route(template, routed(template), methods=["GET", "HEAD"], include_in_schema=False)
 
     @router.get("/ping", response_class=PlainTextResponse, include_in_schema=False)
     async def ping() -> PlainTextResponse:

@@ -138,13 +138,16 @@ class World:
     serials: dict[str, str] = field(default_factory=dict)
     lots: dict[str, str] = field(default_factory=dict)
     offset: int = 0
+    prefix: str = ""  # topic prefix of the sink positions written with the rows
 
     def path(self, name: str, *, lot: bool = True) -> str:
         link = DigitalLink(GTIN, self.lots[name] if lot else None, self.serials[name])
         return link.path
 
-    def apply(self, fn: Callable, *values: Any) -> None:
-        """Apply values with a sink apply function (``sink.apply_alert``, ``sink.apply_scan``...)."""
+    def apply(self, fn: Callable, *values: Any, positions: bool = True) -> None:
+        """Apply values with a sink apply function (``sink.apply_alert``, ``sink.apply_scan``...) and, as the sink
+        does, the topic's new position in the same transaction (``positions=False``: a write that bypasses the
+        sink)."""
         with self.store.write() as c:
             for v in values:
                 self.offset += 1
@@ -152,6 +155,8 @@ class World:
                     fn(c, v)
                 else:
                     fn(c, v, 0, self.offset)
+            if positions and values:
+                sink.set_offsets(c, {(self.prefix + SINK_TOPICS[fn].name, 0): self.offset + 1})
 
     def flag(self, name: str, reason: str = "scanned in 2 regions (19, 01) within 60 min") -> dict:
         """Raise the scans agent's ``suspicious_copy`` alert for a serial, as the agent builds it."""
@@ -195,14 +200,18 @@ def stamp_serials(signer: StampSigner) -> tuple[dict[str, str], dict[str, str]]:
     return serials, lots
 
 
-def build_world(store: Store, signer: StampSigner, key_id: str) -> World:
+SINK_TOPICS = {sink.apply_master: topics.MASTER, sink.apply_record: topics.RECORDS, sink.apply_alert: topics.ALERTS,
+               sink.apply_stamp_range: topics.STAMPS, sink.apply_scan: topics.SCANS}
+
+
+def build_world(store: Store, signer: StampSigner, key_id: str, prefix: str = "") -> World:
     """Fold :func:`world_events` with the workers' pure functions and apply everything through the sink."""
     events = world_events()
     proj = Projection(stamp_key_id=key_id)
     for ev in events:
         proj.add(ev)
     records = proj.run()
-    w = World(store, signer, events, records, list(proj.stamp_ranges))
+    w = World(store, signer, events, records, list(proj.stamp_ranges), prefix=prefix)
     w.apply(sink.apply_master, *[e for e in events if e["event_type"] in
                                  ("subject", "area", "product", "rating", "facility")])
     w.apply(sink.apply_record, *[records[k] for k in sorted(records)])
@@ -230,7 +239,8 @@ def scan_settings(settings_factory, db_url):
 
 @pytest.fixture
 def world(scan_store: Store, scan_settings) -> World:
-    return build_world(scan_store, StampSigner.from_settings(scan_settings), scan_settings.stamp_active_key)
+    return build_world(scan_store, StampSigner.from_settings(scan_settings), scan_settings.stamp_active_key,
+                       scan_settings.topic_prefix)
 
 
 @pytest.fixture
@@ -711,6 +721,175 @@ def test_read_side_down_is_a_503(scan_app_factory, world, scan_store):
         r = c.get(world.path("genuine"))
         assert r.status_code == 503 and r.headers["retry-after"] == "30"
         assert "Hệ thống tạm thời gián đoạn" in r.text
+
+
+# ------------------------------------------------------------------------------------------------------- caching
+class Clock:
+    """A monotonic clock the test moves by hand (the resolver's cache reads it; nothing sleeps)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class Selects:
+    """Counts the SELECT statements the store runs (``with Selects(store) as n: ...; n.count``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.count = store, 0
+
+    def _on(self, conn, cursor, statement, *a) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            self.count += 1
+
+    def __enter__(self) -> "Selects":
+        from sqlalchemy import event
+
+        event.listen(self.store.engine, "before_cursor_execute", self._on)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.store.engine, "before_cursor_execute", self._on)
+
+
+@pytest.fixture
+def cached(scan_app_factory, world):
+    """(client, router, clock) with the default freshness (0.2 s) on a hand-moved clock."""
+    clock = Clock()
+    app, router = scan_app_factory(clock=clock)
+    with TestClient(app) as c:
+        yield c, router, clock
+
+
+def refold(world: World, key_id: str, *extra: dict) -> dict[str, dict]:
+    """The records after ``extra`` events, as the workers would publish them."""
+    proj = Projection(stamp_key_id=key_id)
+    for ev in [*world.events, *extra]:
+        proj.add(ev)
+    return proj.run()
+
+
+def recall_event(n: int, target: str, reason: str = "Vi sinh vật vượt ngưỡng") -> dict:
+    return _ev(n, "recall", {"scope": "lot", "target": target, "reason": reason,
+                             "authority": "Chi cục Quản lý chất lượng Nông lâm sản và Thủy sản Thái Nguyên"},
+               at(11, 28, 9))
+
+
+def test_cache_answers_from_memory_until_the_sink_moves(cached, world, scan_store):
+    c, router, clock = cached
+    for name in ("genuine", "expired", "forged"):
+        get_json(c, world.path(name))
+    with Selects(scan_store) as n:  # all from memory: no statement at all
+        assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+        assert get_json(c, world.path("genuine"), lang="en")["verdict"]["title"] == "Genuine"
+        assert "Chính hãng" in c.get(world.path("genuine")).text
+        assert get_json(c, world.path("forged"))["verdict"]["code"] == "forged"
+    assert n.count == 0
+    clock.advance(0.2)
+    with Selects(scan_store) as n:  # the positions are read again (one statement); nothing changed: still memory
+        assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+        assert get_json(c, world.path("expired"))["verdict"]["code"] == "expired"
+    assert n.count == 1
+    assert router.resolver.cache.stats["checks"] >= 2
+
+
+def test_recall_in_sql_is_shown_within_fresh_seconds(cached, world, scan_settings, scan_store):
+    c, router, clock = cached
+    assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+    assert get_json(c, world.path("expired"))["verdict"]["code"] == "expired"
+    records = refold(world, scan_settings.stamp_active_key, recall_event(900, "TC-P1"))
+    world.apply(sink.apply_record, records["TC-P1"])  # the sink commits the recalled record (and its position)
+    clock.advance(0.1)  # within the window memory may still answer
+    assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+    clock.advance(0.1)
+    d = get_json(c, world.path("genuine"))
+    assert d["verdict"]["code"] == "recalled" and d["recall"]["reason"] == "Vi sinh vật vượt ngưỡng"
+    assert "Sản phẩm bị thu hồi" in c.get(world.path("genuine")).text
+    assert get_json(c, f"/01/{GTIN}/10/TC-P1")["verdict"]["code"] == "recalled"
+    with Selects(scan_store) as n:  # only the lot that changed was forgotten
+        assert get_json(c, world.path("expired"))["verdict"]["code"] == "expired"
+    assert n.count == 0
+
+
+def test_an_ancestors_recall_reaches_its_descendants_pages(cached, world, scan_settings):
+    """The raw-material lot's record arrives before the product lot's re-derived one: the product lot's page,
+    which read the raw-material lot as an ancestor, is forgotten with it."""
+    c, router, clock = cached
+    assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+    records = refold(world, scan_settings.stamp_active_key, recall_event(901, "TC-H1"))
+    world.apply(sink.apply_record, records["TC-H1"])  # TC-P1's own record not yet
+    clock.advance(0.2)
+    d = get_json(c, world.path("genuine"))
+    assert d["verdict"]["code"] == "recalled" and d["recall"]["via"] == "TC-H1"
+
+
+def test_copy_alert_and_new_scans_are_shown_within_fresh_seconds(cached, world):
+    c, router, clock = cached
+    d = get_json(c, world.path("genuine"))
+    assert d["verdict"]["code"] == "genuine" and d["scans"]["previous"] == 2
+    world.apply(sink.apply_scan, scan_value(world.serials["genuine"], "TC-P1", 7, when=at(11, 25, 8)))
+    clock.advance(0.2)
+    assert get_json(c, world.path("genuine"))["scans"]["previous"] == 3
+    world.flag("genuine")
+    clock.advance(0.2)
+    assert get_json(c, world.path("genuine"))["verdict"]["code"] == "suspicious"
+
+
+def test_a_range_issued_later_turns_unknown_into_genuine(cached, world):
+    """"No issued range holds this index" is forgotten when stamps arrive; issued ranges are kept (facts)."""
+    c, router, clock = cached
+    assert get_json(c, world.path("not_issued"))["verdict"]["code"] == "unknown"
+    assert get_json(c, world.path("not_issued", lot=False))["verdict"]["code"] == "unknown"
+    base = next(r for r in world.ranges if r["lot"] == "TC-P1")
+    world.apply(sink.apply_stamp_range, {**base, "range_id": "extra-TC-P1", "first_index": 900, "count": 200,
+                                         "request_id": None})
+    clock.advance(0.2)
+    assert get_json(c, world.path("not_issued"))["verdict"]["code"] == "genuine"
+    d = get_json(c, world.path("not_issued", lot=False))
+    assert d["verdict"]["code"] == "genuine" and d["link"]["resolved_lot"] == "TC-P1"
+
+
+def test_master_data_change_is_shown_within_fresh_seconds(cached, world):
+    c, router, clock = cached
+    assert get_json(c, world.path("genuine"))["product"]["name_vi"] == "Chè Tân Cương Hảo Đạt"
+    assert get_json(c, world.path("forged"))["producer"]["name"] == "Hợp tác xã chè Hảo Đạt"
+    product, owner = (next(e for e in world.events if e["event_type"] == t) for t in ("product", "subject"))
+    renamed = {**product["payload"], "name_vi": "Chè Tân Cương Hảo Đạt (mới)"}
+    world.apply(sink.apply_master, _ev(902, "product", renamed, at(11, 30, 9)),
+                _ev(903, "subject", {**owner["payload"], "name": "HTX chè Hảo Đạt"}, at(11, 30, 9)))
+    clock.advance(0.2)
+    assert get_json(c, world.path("genuine"))["product"]["name_vi"] == "Chè Tân Cương Hảo Đạt (mới)"
+    assert get_json(c, world.path("forged"))["producer"]["name"] == "HTX chè Hảo Đạt"
+
+
+def test_writes_that_bypass_the_sink_show_after_max_age(scan_app_factory, world, scan_settings):
+    """Nothing but the sink writes the read side; if something does anyway, no answer is older than the max age."""
+    clock = Clock()
+    app, router = scan_app_factory(clock=clock, cache_max_age=5)
+    with TestClient(app) as c:
+        assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+        records = refold(world, scan_settings.stamp_active_key, recall_event(904, "TC-P1"))
+        world.apply(sink.apply_record, records["TC-P1"], positions=False)
+        clock.advance(1)
+        assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+        clock.advance(4)
+        assert get_json(c, world.path("genuine"))["verdict"]["code"] == "recalled"
+
+
+def test_no_cache_reads_every_time(scan_app_factory, world, scan_store):
+    app, router = scan_app_factory(cache_max_age=0)
+    with TestClient(app) as c:
+        get_json(c, world.path("genuine"))
+        with Selects(scan_store) as n:
+            assert get_json(c, world.path("genuine"))["verdict"]["code"] == "genuine"
+        assert n.count >= 2  # the lot's page data and the serial's facts, nothing remembered
 
 
 # ---------------------------------------------------------------------------------------------- small helpers

@@ -52,7 +52,7 @@ def snapshot(st: Store) -> dict[str, list[dict]]:
 
 
 def test_migrations_run_and_match_the_models(store):
-    assert store.current_revision() == "0001"
+    assert store.current_revision() == "0002"
     store.migrate()  # idempotent
     with store.engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata)
@@ -70,7 +70,7 @@ def test_downgrade_and_upgrade_again(db_url):
             conn.commit()
         assert st.current_revision() is None
         st.migrate()
-        assert st.current_revision() == "0001"
+        assert st.current_revision() == "0002"
         assert set(st.counts()) == set(T)
     finally:
         st.close()
@@ -445,7 +445,7 @@ def test_db_upgrade_cli(db_url):
 
     res = CliRunner().invoke(app, ["db", "upgrade", "--database-url", db_url])
     assert res.exit_code == 0, res.output
-    assert "0001" in res.output
+    assert "0002" in res.output
 
 
 def test_step_times_are_utc_ordered(store):
