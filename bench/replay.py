@@ -5,9 +5,10 @@
 Generates ``--events`` events (``producers.generator.generate``: master data and lot chains, a few rule-breaking),
 produces them with ``producers.client.EventProducer.send_many`` onto a fresh topic prefix, then, on the same broker:
 
-* baseline: a bare ``KafkaConsumer`` (no group, manual assignment, the auditor's own fetch settings) reading the
-  supply and master topics from the beginning to the end offsets, touching each record's value;
-* ``consumers.audit.replay.replay`` (read, decode + validate with ``streams.accept.accept``, fold with
+* baseline: a bare kafka-python ``KafkaConsumer`` (no group, manual assignment, the auditor's kafka-python fetch
+  settings, CRC checks on) reading the supply and master topics from the beginning to the end offsets, touching each
+  record's value;
+* ``consumers.audit.replay.replay`` (read with aiokafka, decode + validate with ``streams.accept.accept``, fold with
   ``streams.fold.Projection`` into every record) as ``ocop-trace audit replay`` runs it (one process per CPU,
   no canonical hashes), and with a single process.
 
@@ -106,6 +107,8 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
         r = ratio(rate, bare)
         if sizes["events"] != SIZES["events"]:
             run_.note(f"{len(events):,} events (full size: {SIZES['events']:,})")
+        run_.note(f"CRC checks on: aiokafka's (compiled) for the replay; kafka-python's for the baseline, "
+                  f"{'in C (crc32c package)' if _crc32c_in_c() else 'in pure Python (no crc32c package)'}")
         return run_.finish(
             sizes={**sizes, "events_produced": len(events), "lots": lots, "workers": workers},
             figures={"replay_events_per_s": rate, "replay_1_process_events_per_s": rate1,
@@ -121,6 +124,12 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
                   row("replay events/s (1 proc)", si(rate1, "/s"), f"bare consume {si(bare, '/s')}",
                       times(ratio(rate1, bare)))],
         )
+
+
+def _crc32c_in_c() -> bool:
+    from kafka.record import util
+
+    return util.crc32c_c is not None
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from schemas import topics
 from schemas.codec import CodecError
@@ -11,8 +11,9 @@ from schemas.events import MASTER_TYPES, SUPPLY_TYPES, decode_event, event_key, 
 from schemas.validation import Invalid
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
+    """One raw input message (immutable; a named tuple: a third of the cost of a frozen dataclass per message)."""
+
     topic: str  # full topic name
     partition: int
     offset: int

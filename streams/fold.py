@@ -225,6 +225,7 @@ class Projection:
         self.stamp_key_id = stamp_key_id
         self.stamp_states: dict[str, dict] = {}
         self.stamp_ranges: list[dict] = []
+        self._inputs_of: dict[str, set[str]] = {}  # lot -> the input lots of transformations that output it
 
     def state(self, lot: str) -> dict:
         st = self.states.get(lot)
@@ -236,6 +237,11 @@ class Projection:
         self.master.apply(ev)
         for lot in lots_touched(ev):
             apply_event(self.state(lot), ev)
+        if ev["event_type"] == "transform":  # lineage edges, only to derive parents before their children
+            p = ev["payload"]
+            ins = [x["lot"] for x in p["inputs"]]
+            for x in p["outputs"]:
+                self._inputs_of.setdefault(x["lot"], set()).update(ins)
         if self.stamp_key_id and ev["event_type"] == "package":
             lot = ev["payload"]["lot"]
             sst = self.stamp_states.setdefault(lot, stamping.new_state())
@@ -246,23 +252,61 @@ class Projection:
     def add_stamp_range(self, rng: dict) -> None:
         apply_stamp_range(self.state(rng["lot"]), rng)
 
+    def lineage_order(self) -> list[str]:
+        """Every lot, parents before their children (by the transformations seen; a cycle, which valid data does not
+        make, is cut where it closes), otherwise by name."""
+        inputs_of, states = self._inputs_of, self.states
+        roots = sorted(states)
+        if not inputs_of:
+            return roots
+        order: list[str] = []
+        seen: set[str] = set()
+        for root in roots:
+            if root in seen:
+                continue
+            seen.add(root)
+            stack = [(root, iter(sorted(inputs_of.get(root, ()))))]
+            while stack:
+                lot, parents = stack[-1]
+                for parent in parents:
+                    if parent not in seen and parent in states:
+                        seen.add(parent)
+                        stack.append((parent, iter(sorted(inputs_of.get(parent, ())))))
+                        break
+                else:
+                    stack.pop()
+                    order.append(lot)
+        return order
+
     def run(self) -> dict[str, dict]:
-        """Derive every record, propagating origins and recalls from parents to children until nothing changes."""
-        pending = sorted(self.states)
+        """Derive every record, propagating origins and recalls from parents to children until nothing changes.
+
+        Lots are derived parents first (:meth:`lineage_order`), and a child whose parent's news arrives before the
+        child's own turn in the round is derived once, with it: on a lineage without cycles one round reaches the
+        fixpoint (the plain way, every lot by name again and again, derived each lot 1.6 times on generated chains).
+        The records are the same in any order: the fixpoint does not depend on it."""
+        order = self.lineage_order()
+        records = self.records
+        for lot in sorted(self.states):  # records keep the order of names, whatever the order of deriving
+            records.setdefault(lot, None)
+        pending = order
         while pending:
+            later = set(pending)  # not yet derived in this round
             nxt: set[str] = set()
             for lot in pending:
-                st = self.states[lot]
-                rec = derive(st, self.master)
-                old = self.records.get(lot)
-                self.records[lot] = rec
+                later.discard(lot)
+                rec = derive(self.states[lot], self.master)
+                old = records.get(lot)
+                records[lot] = rec
                 if old is None or upstream_info(old) != upstream_info(rec) or old["children"] != rec["children"]:
                     info = upstream_info(rec)
                     for child in rec["children"]:
-                        if apply_upstream(self.state(child), lot, info):
+                        if apply_upstream(self.state(child), lot, info) and child not in later:
                             nxt.add(child)
-            pending = sorted(nxt)
-        return self.records
+            pending = [lot for lot in order if lot in nxt] if nxt else []
+            if len(pending) < len(nxt):  # a child no state had (cannot happen: its transformation touched it)
+                pending += sorted(nxt.difference(pending))
+        return records
 
 
 def project(events: Iterable[dict], stamp_ranges: Iterable[dict] = (), stamp_key_id: str | None = None) -> dict[str, dict]:

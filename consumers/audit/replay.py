@@ -1,8 +1,9 @@
 """Replay: read the raw event log from Kafka and fold it, read-only, into an isolated in-memory projection.
 
 The auditor reads ``ocop.events.supply`` and ``ocop.events.master`` (and the issued stamp ranges on ``ocop.stamps``,
-facts the records list) with kafka-python: manual partition assignment, no consumer group, no commits, so it leaves
-no trace on the cluster and never writes to an operational topic. It reads from the beginning (or, for the supply
+facts the records list) — the log with aiokafka (:func:`read_bulk`), metadata, offsets and the small topics with
+kafka-python — by manual partition assignment, no consumer group, no commits, so it leaves no trace on the cluster
+and never writes to an operational topic. It reads from the beginning (or, for the supply
 topic, from the offsets :meth:`KafkaConsumer.offsets_for_times` gives for ``--since``) up to the end offsets captured
 when it starts, so a replay is a fixed slice of the log even while producers keep writing.
 
@@ -10,12 +11,15 @@ Every message goes through :func:`streams.accept.accept` (what the validate agen
 right key) — rejected ones are counted as the workers would dead-letter them — and the accepted events are folded by
 :class:`streams.fold.Projection`, the same pure functions the lot workers run.
 
-Speed: decoding and validating dominate (see docs/AUDIT.md); with ``workers > 1`` the partitions are split across
-processes that each consume and accept their share and hand back accepted events in batches, while the parent folds.
+Speed (docs/AUDIT.md): accepting (decode + validate) and deriving the records dominate; with ``workers > 1`` the
+partitions are split across processes that each consume and accept their share and hand back accepted events in
+batches, while the parent folds; the cyclic garbage collector is paused meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import multiprocessing as mp
 import queue as queue_mod
 import time
@@ -34,9 +38,16 @@ from schemas.validation import gtin_problem, parse_datetime
 
 # The topics the auditor reads, by catalog name. Supply and master are the history; stamps are facts of the records.
 LOG_TOPICS: tuple[topics.TopicSpec, ...] = (topics.SUPPLY, topics.MASTER)
+# kafka-python (metadata, offsets, the small topics): large fetches, many records per poll, and CRC checks on (an
+# auditor checks what it reads; with the `crc32c` package kafka-python checks them in C, else in pure Python at
+# ~30 µs a record).
 FETCH = dict(fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20, fetch_min_bytes=1, fetch_max_wait_ms=100,
-             max_poll_records=20_000, check_crcs=False, receive_buffer_bytes=8 << 20,
+             max_poll_records=20_000, check_crcs=True, receive_buffer_bytes=8 << 20,
              enable_incremental_fetch_sessions=False)
+# The bulk read of the log (:func:`read_bulk`): aiokafka, the workers' own client (faust's), whose record-batch
+# parsing and CRC-32C check are compiled: ≈ 2-4 µs a record where kafka-python parses in Python (≈ 10-12 µs).
+BULK_FETCH = dict(fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20, fetch_min_bytes=1,
+                  fetch_max_wait_ms=100, max_poll_records=20_000, check_crcs=True)
 
 
 class AuditError(Exception):
@@ -171,6 +182,83 @@ def read(consumer, slices: list[Slice], *, idle_timeout_s: float = 30.0) -> Iter
                                     f"while reading {left}")
 
 
+def read_bulk(settings: Settings, slices: list[Slice], *, timeout_s: float = 10.0,
+              idle_timeout_s: float = 30.0) -> Iterator[tuple[Slice, list]]:
+    """:func:`read`, with its own aiokafka consumer (no group, manual assignment, nothing committed): ``(slice,
+    records)`` batches until every slice is read to its end. Inside a running event loop (where it cannot run its
+    own), it reads with kafka-python."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        consumer = connect(settings, timeout_s=timeout_s)
+        try:
+            yield from read(consumer, slices, idle_timeout_s=idle_timeout_s)
+        finally:
+            consumer.close()
+        return
+    loop = asyncio.new_event_loop()
+    batches = _read_bulk(settings, [s for s in slices if s.size > 0], timeout_s, idle_timeout_s)
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(batches.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        try:
+            loop.run_until_complete(batches.aclose())
+        finally:
+            loop.close()
+
+
+async def _read_bulk(settings: Settings, slices: list[Slice], timeout_s: float, idle_timeout_s: float):
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
+
+    if not slices:
+        return
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="ocop-trace-auditor",
+                                group_id=None, enable_auto_commit=False,
+                                request_timeout_ms=max(int(timeout_s * 1000), 5000), **BULK_FETCH)
+    try:
+        await consumer.start()
+    except (KafkaError, OSError) as e:
+        await consumer.stop()
+        raise BrokerUnreachable(
+            f"Kafka broker unreachable at {settings.bootstrap_servers} ({type(e).__name__}: {e}). "
+            "Start it with `ocop-trace broker up` or set OCOP_BOOTSTRAP / --bootstrap.") from None
+    try:
+        todo = {TopicPartition(s.full, s.partition): s for s in slices}
+        consumer.assign(list(todo))
+        for tp, s in todo.items():
+            consumer.seek(tp, s.start)
+        idle = 0.0  # seconds of consecutive empty polls
+        while todo:
+            t = time.monotonic()
+            batch = await consumer.getmany(timeout_ms=200)
+            idle = 0.0 if batch else idle + (time.monotonic() - t)
+            for tp, records in batch.items():
+                s = todo.get(tp)
+                if s is None:
+                    continue
+                if records[-1].offset >= s.end:
+                    records = [r for r in records if r.offset < s.end]
+                if records:
+                    yield s, records
+            for tp, s in list(todo.items()):
+                if await consumer.position(tp) >= s.end:
+                    consumer.pause(tp)
+                    del todo[tp]
+            if todo and idle > idle_timeout_s:
+                left = ", ".join(f"{s.ref}<{s.end}" for s in todo.values())
+                raise BrokerUnreachable(f"no data from {settings.bootstrap_servers} for {idle_timeout_s:.0f}s "
+                                        f"while reading {left}")
+    finally:
+        await consumer.stop()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The log: every message of the slice, accepted or not
 # ---------------------------------------------------------------------------------------------------------------
@@ -197,33 +285,38 @@ class Msg:
 _SPEC = {s.name: s for s in LOG_TOPICS}
 
 
+def accept_rows(topic: str, records: list, hashes: bool = True) -> list[tuple]:
+    """Run consumer records of one catalog topic through the validate agent's :func:`accept`; the fields of a
+    :class:`Msg` per record, as a plain tuple (cheap to pickle). ``hashes``: also each event's canonical hash, which
+    verification needs and a plain replay does not."""
+    spec = _SPEC[topic]
+    out: list[tuple] = []
+    append = out.append
+    for r in records:
+        key, headers = r.key, r.headers
+        ev, bad = accept(Source(r.topic, r.partition, r.offset, key, r.value,
+                                tuple((k, v) for k, v in headers) if headers else ()), spec)
+        skey = key.decode("utf-8", "replace") if key is not None else None
+        if ev is None:
+            append((topic, r.partition, r.offset, r.timestamp, skey, None, f"{bad['error']}: {bad['reason']}", None))
+        else:
+            append((topic, r.partition, r.offset, r.timestamp, skey, ev, None, canonical_hash(ev) if hashes else None))
+    return out
+
+
 def accept_record(topic: str, r, hashes: bool = True) -> Msg:
-    """Run one consumer record through the validate agent's :func:`accept` (``hashes``: also its canonical hash,
-    which verification needs and a plain replay does not)."""
-    headers = tuple((k, v) for k, v in (r.headers or []))
-    ev, bad = accept(Source(r.topic, r.partition, r.offset, r.key, r.value, headers), _SPEC[topic])
-    key = r.key.decode("utf-8", "replace") if r.key is not None else None
-    if ev is None:
-        return Msg(topic, r.partition, r.offset, r.timestamp, key, None, f"{bad['error']}: {bad['reason']}")
-    return Msg(topic, r.partition, r.offset, r.timestamp, key, ev, None, canonical_hash(ev) if hashes else None)
-
-
-def _astuple(m: Msg) -> tuple:
-    return (m.topic, m.partition, m.offset, m.timestamp, m.key, m.event, m.error, m.ehash)
+    """One consumer record through :func:`accept_rows`."""
+    return Msg(*accept_rows(topic, [r], hashes)[0])
 
 
 def _worker(settings: Settings, slices: list[Slice], out, batch_size: int,
             hashes: bool) -> None:  # pragma: no cover - subprocess
+    gc.disable()  # what it builds is acyclic and short-lived: the cyclic collector would only walk it
     try:
-        consumer = connect(settings)
-        try:
-            for s, records in read(consumer, slices):
-                # plain tuples: a third of the pickling cost of the dataclass
-                msgs = [_astuple(accept_record(s.topic, r, hashes)) for r in records]
-                for i in range(0, len(msgs), batch_size):
-                    out.put(("msgs", msgs[i:i + batch_size]))
-        finally:
-            consumer.close()
+        for s, records in read_bulk(settings, slices):
+            rows = accept_rows(s.topic, records, hashes)
+            for i in range(0, len(rows), batch_size):
+                out.put(("msgs", rows[i:i + batch_size]))
         out.put(("done", None))
     except AuditError as e:
         out.put(("error", (type(e).__name__, str(e))))
@@ -231,22 +324,22 @@ def _worker(settings: Settings, slices: list[Slice], out, batch_size: int,
         out.put(("error", ("AuditError", f"{type(e).__name__}: {e}")))
 
 
+PARALLEL_MIN_MESSAGES = 20_000  # fewer are read faster by one process than processes start and connect
+
+
 def read_log(settings: Settings, slices: list[Slice], *, workers: int = 1,
              progress: Callable[[int], None] | None = None, batch_size: int = 2000,
              hashes: bool = True) -> Iterator[list[Msg]]:
     """Yield batches of :class:`Msg` for ``slices`` (per partition in offset order). ``workers`` > 1 splits the
-    partitions over that many processes (each its own consumer); ``progress(n)`` is told of every n messages read."""
+    partitions over that many processes (each its own consumer) unless the slices hold fewer than
+    :data:`PARALLEL_MIN_MESSAGES`; ``progress(n)`` is told of every n messages read."""
     busy = [s for s in slices if s.size > 0]
-    if workers <= 1 or len(busy) < 2:
-        consumer = connect(settings)
-        try:
-            for s, records in read(consumer, busy):
-                msgs = [accept_record(s.topic, r, hashes) for r in records]
-                if progress:
-                    progress(len(msgs))
-                yield msgs
-        finally:
-            consumer.close()
+    if workers <= 1 or len(busy) < 2 or sum(s.size for s in busy) < PARALLEL_MIN_MESSAGES:
+        for s, records in read_bulk(settings, busy):
+            msgs = [Msg(*row) for row in accept_rows(s.topic, records, hashes)]
+            if progress:
+                progress(len(msgs))
+            yield msgs
         return
     workers = min(workers, len(busy))
     shares: list[list[Slice]] = [[] for _ in range(workers)]
@@ -411,7 +504,20 @@ def replay(settings: Settings, *, since: datetime | date | None = None, until: d
            workers: int = 1, progress: Callable[[int, int], None] | None = None, stamps: bool = True,
            end_at: dict[str, int] | None = None, hashes: bool = True) -> Replay:
     """Read the log slice and fold it. ``progress(done, total)`` is called as messages arrive; ``hashes=False``
-    skips the per-message canonical hash (a replay that will not be verified)."""
+    skips the per-message canonical hash (a replay that will not be verified).
+
+    The cyclic garbage collector is paused meanwhile: a replay builds millions of acyclic objects (events, states,
+    records) that it would walk again and again for nothing (~15 % of the time)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _replay(settings, since, until, workers, progress, stamps, end_at, hashes)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _replay(settings: Settings, since, until, workers: int, progress, stamps: bool, end_at, hashes: bool) -> Replay:
     since_ms, until_ms = to_millis(since), to_millis(until)
     if since_ms is not None and until_ms is not None and since_ms >= until_ms:
         raise BadFilter("--since must be before --until")

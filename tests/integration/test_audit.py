@@ -141,6 +141,23 @@ def test_replay_equals_the_expected_projection(world):
     assert set(rep.offsets) == {f"{t}:{p}" for t in ("ocop.events.supply", "ocop.events.master") for p in range(6)}
 
 
+def test_replay_in_several_processes_equals_one(world, monkeypatch):
+    """The log split over reading processes gives the replay of one process."""
+    from consumers.audit import replay as R
+
+    s = world["settings"]
+    one = replay(s, workers=1)
+    monkeypatch.setattr(R, "PARALLEL_MIN_MESSAGES", 0)  # small logs are read by one process otherwise
+    many = replay(s, workers=3)
+    assert many.records == one.records and list(many.records) == list(one.records)
+
+    def where(m):
+        return (m.topic, m.partition, m.offset)
+
+    assert sorted(many.log, key=where) == sorted(one.log, key=where)
+    assert many.stats.rejected == one.stats.rejected == {"undecodable": 1}
+
+
 def test_replay_equals_live(world):
     report = replay_equals_live(world["settings"])
     assert report.clean, [d.describe() for d in report.lots]

@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.events import event_key, new_event, validate_event
-from streams.fold import project
+from streams import fold
+from streams.fold import Projection, apply_upstream, derive, project, upstream_info
 from streams.master import order_key
 from tests.samples import GTIN, SUBJECT
 
@@ -265,3 +266,62 @@ def test_duplicates_change_nothing():
     evs = linear_chain(3)
     rnd = random.Random(7)
     assert project(evs + [rnd.choice(evs) for _ in range(10)]) == project(evs)
+
+
+def plain_fixpoint(events):
+    """The records the plain way: derive every lot in name order, again and again until no parent has news."""
+    proj = Projection()
+    for e in events:
+        proj.add(e)
+    records: dict = {}
+    pending = sorted(proj.states)
+    while pending:
+        nxt = set()
+        for lot in pending:
+            rec = derive(proj.states[lot], proj.master)
+            old, records[lot] = records.get(lot), rec
+            if old is None or upstream_info(old) != upstream_info(rec) or old["children"] != rec["children"]:
+                for child in rec["children"]:
+                    if apply_upstream(proj.state(child), lot, upstream_info(rec)):
+                        nxt.add(child)
+        pending = sorted(nxt)
+    return records, proj
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chains(), st.randoms(use_true_random=False))
+def test_run_derives_parents_first_once_each_and_equals_the_plain_fixpoint(events, rnd):
+    events = events[:]
+    rnd.shuffle(events)  # arrival order does not matter to the records (chains aside)
+    expected, ref = plain_fixpoint(events)
+    proj = Projection()
+    for e in events:
+        proj.add(e)
+    calls = []
+    real = fold.derive
+    fold.derive = lambda st, m: calls.append(st["lot"]) or real(st, m)
+    try:
+        got = proj.run()
+    finally:
+        fold.derive = real
+    assert got == expected and list(got) == list(expected) == sorted(expected)
+    assert sorted(calls) == sorted(proj.states)  # a lineage without cycles: one derive per lot
+    assert {lot: st["parents"] for lot, st in proj.states.items()} == {lot: st["parents"]
+                                                                       for lot, st in ref.states.items()}
+    order = proj.lineage_order()
+    for lot, rec in got.items():
+        assert all(order.index(p) < order.index(lot) for p in rec["parents"])
+
+
+def test_a_cycle_of_transformations_reaches_the_same_fixpoint():
+    e = [
+        ev(1, "harvest", {"lot": "H1", "area_code": "VN-A", "crop": "chè", "quantity": kg(100), "crate_tags": []}, 0),
+        ev(2, "transform", {"process": "drying", "inputs": [{"lot": "H1", "quantity": kg(50)}],
+                            "outputs": [{"lot": "X", "quantity": kg(40)}], "duration_hours": None}, 1),
+        ev(3, "transform", {"process": "blending", "inputs": [{"lot": "X", "quantity": kg(10)}],
+                            "outputs": [{"lot": "H1", "quantity": kg(10)}], "duration_hours": None}, 2),
+        ev(4, "recall", {"scope": "lot", "target": "X", "reason": "test", "authority": ""}, 3),
+    ]
+    expected, _ = plain_fixpoint(e)
+    assert project(e) == expected
+    assert expected["H1"]["status"] == expected["X"]["status"] == "recalled"
