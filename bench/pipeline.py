@@ -153,9 +153,9 @@ class ReadSide:
 
 
 def worker_lag(bootstrap: str, prefix: str) -> int | None:
-    from schemas import topics
+    from streams.lots import SOURCES
 
-    names = [s.full(prefix) for s in (topics.MASTER, topics.SUPPLY, topics.ACCEPTED, topics.LOT_INBOX)]
+    names = [s.full(prefix) for s in SOURCES]
     return group_lag(bootstrap, f"{prefix}ocop-trace", names)
 
 

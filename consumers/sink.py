@@ -16,7 +16,7 @@ rows:
 * stamp ranges (facts) and scans are inserted once by id;
 * master data (subject, area, product, facility) keeps the latest change by ``(occurred_at UTC, event_id)``, the
   same order the workers' master view uses; ratings append to the product's history by ``event_id``.
-  Master events come from the raw ``ocop.events.master`` topic and are accepted here with the validate agent's own
+  Master events come from the raw ``ocop.events.master`` topic and are accepted here with the workers' own admission
   pure function (``streams.accept.accept``: decodable, valid, a master type, keyed by its entity): the others are
   skipped (the agent routes them to ``ocop.dlq``).
 
@@ -533,7 +533,7 @@ class Message:
 class Stats:
     applied: int = 0  # changed rows
     unchanged: int = 0  # older version, duplicate, superseded in the batch
-    invalid: int = 0  # invalid master events (the validate agent sends them to the DLQ)
+    invalid: int = 0  # invalid master events (the workers send them to the DLQ)
     rejected: int = 0  # undecodable or refused by the database: in sink_rejects
     batches: int = 0
     messages: int = 0
@@ -680,7 +680,7 @@ class Applier:
 
     @staticmethod
     def _accept_master(m: Message) -> dict | None:
-        """Exactly the validate agent's acceptance: the event, or None (logged; the agent dead-letters it)."""
+        """Exactly the workers' admission: the event, or None (logged; the worker dead-letters it)."""
         ev, dead = accept(Source(m.topic, m.partition, m.offset, m.key, m.value), topics.MASTER)
         if dead is not None:
             log.info("sink: skipping master event %s[%d]@%d (%s: %s)", m.topic, m.partition, m.offset,

@@ -41,8 +41,6 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     sink_metrics_port: int = Field(default=6067, ge=0, description="The sink's /metrics and /healthz (0: off).")
     table_store: str = Field(default="rocksdb://", description="faust table store URL (rocksdb:// or memory://).")
-    worker_batch: int = Field(default=1000, ge=1, description="Most messages the lots agent folds in one batch.")
-    worker_batch_ms: int = Field(default=50, ge=1, description="Longest wait (ms) for a batch to fill.")
 
     # --- read side ---------------------------------------------------------------------------------------------
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under data_dir.")

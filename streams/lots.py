@@ -2,23 +2,21 @@
 
 One agent reads the input topics (``ocop.events.supply``, ``ocop.events.master``), the stamp requests and the
 internal lot inbox. The worker's topics are co-partitioned (faust assigns partition *p* of every topic to one worker),
-so the state of a lot lives with partition ``partition_of(lot)`` of every topic. It consumes in batches
-(``take_events``, at most ``worker_batch`` messages or ``worker_batch_ms``) and, per partition of a batch:
+so the state of a lot lives with partition ``partition_of(lot)`` of every topic. For each message it
 
-* admits each input message (:mod:`streams.validate`: ``ocop.events.accepted`` or ``ocop.dlq`` with the reason);
+* admits an input message (:mod:`streams.validate`: ``ocop.events.accepted`` or ``ocop.dlq`` with the reason);
 * folds an event into every lot it touches that lives on this partition; the others (the other lots of a transform,
   or every lot when a producer partitioned by another hash) get it through their inbox partition: the FK-join
   repartitioning. Master data and area recalls are broadcast to every inbox partition, where each keeps its own
   replica (keys prefixed by partition); a lot re-derives when master data it depends on arrives (late master data);
 * issues the stamp ranges a package event or a stamp request asks for (:mod:`streams.stamps`);
-* then, once per lot changed in the batch, derives the record (:mod:`streams.fold`), publishes it on
-  ``ocop.records`` if it changed with new/resolved alerts on ``ocop.alerts``, tells the lot's children its origins
-  and recall when they changed, and writes the lot's state once.
+* then, for each lot it changed, derives the record (:mod:`streams.fold`), publishes it on ``ocop.records`` if it
+  changed with new/resolved alerts on ``ocop.alerts``, tells the lot's children its origins and recall when they
+  changed, and writes the lot's state.
 
 Effects are idempotent (records are compacted by lot, alerts have deterministic ids, facts are sets), so the
-at-least-once redelivery after a crash changes nothing: a redelivered fact re-publishes the same record. Offsets are
-acknowledged only after the batch's effects are sent (``take_events``), and faust flushes the producer before it
-commits them.
+at-least-once redelivery after a crash changes nothing: a redelivered fact re-publishes the same record. faust
+flushes the producer before it commits offsets.
 """
 
 from __future__ import annotations
@@ -34,11 +32,14 @@ from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.events import lots_touched
 from streams import fold, rules, stamps
-from streams.app import json_table, on_partition, partition_of
+from streams.app import json_table, lookup, partition_of
 from streams.master import entries_of, merge
 from streams.validate import admit
 
 log = logging.getLogger("ocop.lots")
+
+#: what the lots agent consumes (one consumer group with the scans agent; co-partitioned)
+SOURCES: tuple[topics.TopicSpec, ...] = (*topics.INPUTS, topics.STAMP_REQUESTS, topics.LOT_INBOX)
 
 _dumps = orjson.dumps
 
@@ -54,12 +55,13 @@ class PartitionMaster:
         self.table, self.p = table, partition
 
     def get(self, kind: str, ident: str):
-        return self.table.get(f"{self.p}|{kind}|{ident}")
+        return lookup(self.table, f"{self.p}|{kind}|{ident}")
 
 
 class Changed:
-    """The lots a batch changed on one partition: their states (read once from the table) and which of them must
-    re-publish even if their record did not change (a redelivered fact: its first delivery may not have)."""
+    """The lots one message changed on its partition (a master change may touch many): their states (read once from
+    the table) and which of them must re-publish even if their record did not change (a redelivered fact: its first
+    delivery may not have)."""
 
     def __init__(self, table, partition: int):
         self.table, self.p = table, partition
@@ -69,7 +71,7 @@ class Changed:
     def state(self, lot: str) -> dict:
         st = self.states.get(lot)
         if st is None:
-            st = self.states[lot] = self.table.get(lot) or fold.new_state(lot)
+            st = self.states[lot] = lookup(self.table, lot) or fold.new_state(lot)
         return st
 
     def mark(self, lot: str, fresh: bool) -> None:
@@ -77,20 +79,13 @@ class Changed:
             self.force.add(lot)
 
 
-def by_partition(events: list) -> dict[int, list]:
-    """A batch's events per partition, each partition's in arrival order."""
-    groups: dict[int, list] = {}
-    for event in events:
-        groups.setdefault(event.message.partition, []).append(event)
-    return groups
-
-
 def register(app: faust.App, settings: Settings, t) -> None:
     n = settings.partitions
     prefix = settings.topic_prefix
     inputs = {spec.full(prefix): spec for spec in topics.INPUTS}
+    sources = [spec.full(prefix) for spec in SOURCES]
     inbox_name, requests_name = topics.LOT_INBOX.full(prefix), topics.STAMP_REQUESTS.full(prefix)
-    inbox, records, alerts = t.inbox, t[topics.RECORDS], t[topics.ALERTS]
+    send = t.send
     record_codec, alert_codec = codec.codec(codec.LOT_RECORD), codec.codec(codec.ALERT)
     key_id = settings.stamp_active_key
 
@@ -116,10 +111,10 @@ def register(app: faust.App, settings: Settings, t) -> None:
         p = ch.p
         for mkind, ident in entries_of(ev):
             mkey = f"{p}|{mkind}|{ident}"
-            new = merge(mkind, master.get(mkey), ev)
+            new = merge(mkind, lookup(master, mkey), ev)
             if new is not None:
                 master[mkey] = new
-            for lot in index.get(mkey) or []:
+            for lot in lookup(index, mkey) or []:
                 ch.state(lot)
                 ch.mark(lot, new is not None)  # a redelivered message re-publishes what its first may not have
 
@@ -129,11 +124,11 @@ def register(app: faust.App, settings: Settings, t) -> None:
             if partition_of(lot, n) == ch.p:
                 await lot_event(ch, lot, ev)
             else:
-                await inbox.send(key=lot.encode(), value=_dumps({"kind": "event", "event": ev}))
+                await send(topics.LOT_INBOX, lot.encode(), _dumps({"kind": "event", "event": ev}))
         if entries_of(ev):
             body = _dumps({"kind": "master", "event": ev})
             for q in range(n):
-                await inbox.send(key=b"~master", value=body, partition=q)
+                await send(topics.LOT_INBOX, b"~master", body, q)
 
     async def inbox_message(ch: Changed, event) -> None:
         msg = orjson.loads(event.value)
@@ -159,53 +154,51 @@ def register(app: faust.App, settings: Settings, t) -> None:
         digest = fold.canonical_digest(rec)
         resolved = last.get("resolved", [])  # flags raised once and resolved since
         if digest != last.get("digest") or force:
-            await records.send(key=lot.encode(), value=record_codec.encode(rec))
+            await send(topics.RECORDS, lot.encode(), record_codec.encode(rec))
             obs.record_published()
             alerts_out, resolved = rules.alerts_for_publish(lot, last, rec, _now(), force)
             for alert in alerts_out:
-                await alerts.send(key=lot.encode(), value=alert_codec.encode(obs.alert_published(alert)))
+                await send(topics.ALERTS, lot.encode(), alert_codec.encode(obs.alert_published(alert)))
         info = fold.upstream_info(rec)
         tell = rec["children"] if (force or info != last.get("info")) else \
             [c for c in rec["children"] if c not in last.get("children", [])]
         for child in tell:
-            await inbox.send(key=child.encode(),
-                             value=_dumps({"kind": "upstream", "lot": child, "parent": lot, "info": info}))
+            await send(topics.LOT_INBOX, child.encode(),
+                       _dumps({"kind": "upstream", "lot": child, "parent": lot, "info": info}))
         # index the master entries this lot depends on, so that late master data re-derives it
         known = set(map(tuple, last.get("mkeys", [])))
         mkeys = fold.master_keys(st)
         for kind, ident in sorted(mkeys - known):
             ikey = f"{ch.p}|{kind}|{ident}"
-            members = index.get(ikey) or []
+            members = lookup(index, ikey) or []
             if lot not in members:
                 index[ikey] = [*members, lot]
         st["_out"] = {"digest": digest, "flags": rec["flags"], "resolved": resolved, "info": info,
                       "children": rec["children"], "recall": rec["recall"], "mkeys": sorted(mkeys)}
         lots[lot] = st
 
-    async def partition_batch(p: int, events: list) -> None:
+    async def process(event) -> None:
+        p = event.message.partition
         ch = Changed(lots, p)
-        for event in events:
-            topic = event.message.topic
-            if topic == inbox_name:
-                await inbox_message(ch, event)
-            elif topic == requests_name:
-                req, bad = stamps.decode_request(event)
-                if req is None:
-                    await stamps.reject_request(t, event, bad)
-                elif partition_of(req["lot"], n) == p:
-                    await stamp_request(ch, req)
-                else:
-                    await inbox.send(key=req["lot"].encode(), value=_dumps({"kind": "request", "request": req}))
+        topic = event.message.topic
+        if topic == inbox_name:
+            await inbox_message(ch, event)
+        elif topic == requests_name:
+            req, bad = stamps.decode_request(event)
+            if req is None:
+                await stamps.reject_request(t, event, bad)
+            elif partition_of(req["lot"], n) == p:
+                await stamp_request(ch, req)
             else:
-                ev = await admit(t, event, inputs[topic])
-                if ev is not None:
-                    await input_event(ch, ev)
+                await send(topics.LOT_INBOX, req["lot"].encode(), _dumps({"kind": "request", "request": req}))
+        else:
+            ev = await admit(t, event, inputs[topic])
+            if ev is not None:
+                await input_event(ch, ev)
         for lot, st in ch.states.items():
             await publish(ch, lot, st)
 
-    @app.agent(t.raw(*inputs, requests_name, inbox_name), name="lots")
+    @app.agent(t.raw(*sources), name="lots")
     async def lots_agent(stream):
-        async for batch in stream.take_events(settings.worker_batch, within=settings.worker_batch_ms / 1000):
-            for p, events in by_partition(batch).items():
-                with on_partition(events[-1]):
-                    await partition_batch(p, events)
+        async for event in stream.events():
+            await process(event)

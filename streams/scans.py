@@ -8,7 +8,7 @@ from ocop_trace import observability as obs
 from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.codec import CodecError
-from streams.app import json_table
+from streams.app import json_table, lookup
 from streams import copydetect
 from streams.accept import dlq_entry
 from streams.validate import dead_letter, source_of
@@ -16,7 +16,6 @@ from streams.validate import dead_letter, source_of
 
 def register(app: faust.App, settings: Settings, t) -> None:
     th = copydetect.Thresholds(settings.copy_window_seconds, settings.copy_max_regions, settings.copy_max_devices)
-    alerts = t[topics.ALERTS]
     scan_codec, alert_codec = codec.codec(codec.SCAN), codec.codec(codec.ALERT)
     state = json_table(app, "scan-state", settings.partitions)
 
@@ -30,9 +29,9 @@ def register(app: faust.App, settings: Settings, t) -> None:
                 await dead_letter(t, src, dlq_entry(src, e.kind, e.reason))
                 continue
             key = f"{scan['gtin']}|{scan['lot']}|{scan['serial']}"
-            st = state.get(key) or copydetect.new_state()
+            st = lookup(state, key) or copydetect.new_state()
             reason = copydetect.observe(st, scan, th)
             if reason:
-                await alerts.send(key=scan["serial"].encode(), value=alert_codec.encode(
+                await t.send(topics.ALERTS, scan["serial"].encode(), alert_codec.encode(
                     obs.alert_published(copydetect.suspicion_alert(scan, reason))))
             state[key] = st

@@ -13,6 +13,7 @@ from schemas.codec import CodecError
 from schemas.validation import Invalid, validate
 from streams import stamping
 from streams.accept import dlq_entry
+from streams.app import lookup
 from streams.validate import dead_letter, source_of
 
 _range_codec, _request_codec = codec.codec(codec.STAMP_RANGE), codec.codec(codec.STAMP_REQUEST)
@@ -36,11 +37,10 @@ async def reject_request(t, event, bad: dict) -> None:
 
 async def issue(t, table, lot: str, key_id: str, *, package: dict | None = None, request: dict | None = None) -> list[dict]:
     """Issue what a package event (``package``) or a request (``request``) asks for; publish the ranges."""
-    st = table.get(lot) or stamping.new_state()
+    st = lookup(table, lot) or stamping.new_state()
     ranges = stamping.on_package(st, package, key_id) if package is not None else stamping.issue(st, request, key_id)
-    out = t[topics.STAMPS]
     for rng in ranges:
-        await out.send(key=lot.encode(), value=_range_codec.encode(rng))
+        await t.send(topics.STAMPS, lot.encode(), _range_codec.encode(rng))
         obs.stamp_range_issued(rng)
     table[lot] = st
     return ranges

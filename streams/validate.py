@@ -24,7 +24,7 @@ def source_of(event) -> Source:
 async def dead_letter(t, src: Source, bad: dict) -> None:
     log.warning("dead-lettered %s/%d@%d: %s (%s)", src.topic, src.partition, src.offset, bad["reason"], bad["field"],
                 extra=obs.dead_lettered(bad))
-    await t[topics.DLQ].send(key=src.key, value=codec.codec(codec.DLQ_ENTRY).encode(bad))
+    await t.send(topics.DLQ, src.key, codec.codec(codec.DLQ_ENTRY).encode(bad))
 
 
 async def admit(t, event, spec: topics.TopicSpec) -> dict | None:
@@ -34,6 +34,6 @@ async def admit(t, event, spec: topics.TopicSpec) -> dict | None:
     if ev is None:
         await dead_letter(t, src, bad)
         return None
-    await t[topics.ACCEPTED].send(key=src.key, value=encode_event(ev))
+    await t.send(topics.ACCEPTED, src.key, encode_event(ev))
     obs.event_processed(ev)
     return ev
