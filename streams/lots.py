@@ -48,14 +48,42 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class PartitionMaster:
-    """The master view of one inbox partition, over the faust table (keys ``"<partition>|<kind>|<id>"``)."""
+class MasterReplica:
+    """The worker's master-data replicas over the faust table (keys ``"<partition>|<kind>|<id>"``), with the entries
+    read so far kept in memory: master data changes rarely and every derive reads it. This worker is the only writer
+    of its partitions' entries (:meth:`put`); the memory is dropped at every rebalance, when a partition may come
+    back after another worker changed it."""
 
-    def __init__(self, table, partition: int):
-        self.table, self.p = table, partition
+    def __init__(self, table):
+        self.table = table
+        self.known: dict[str, dict | None] = {}
+
+    def get(self, mkey: str):
+        try:
+            return self.known[mkey]
+        except KeyError:
+            value = self.known[mkey] = lookup(self.table, mkey)
+            return value
+
+    def put(self, mkey: str, value: dict) -> None:
+        self.table[mkey] = value
+        self.known[mkey] = value
+
+    def forget(self) -> None:
+        self.known.clear()
+
+    def view(self, partition: int) -> "PartitionMaster":
+        return PartitionMaster(self, partition)
+
+
+class PartitionMaster:
+    """The master view of one partition (what :func:`streams.fold.derive` reads)."""
+
+    def __init__(self, replica: MasterReplica, partition: int):
+        self.replica, self.p = replica, partition
 
     def get(self, kind: str, ident: str):
-        return lookup(self.table, f"{self.p}|{kind}|{ident}")
+        return self.replica.get(f"{self.p}|{kind}|{ident}")
 
 
 class Changed:
@@ -90,7 +118,14 @@ def register(app: faust.App, settings: Settings, t) -> None:
     key_id = settings.stamp_active_key
 
     lots = json_table(app, "lots", n)
-    master = json_table(app, "master", n)
+    master = MasterReplica(json_table(app, "master", n))
+
+    async def forget_master(*_args, **_kwargs) -> None:
+        master.forget()
+
+    app.on_partitions_revoked.connect(forget_master)
+    app.on_partitions_assigned.connect(forget_master)
+    app._ocop_forget_master = forget_master  # type: ignore[attr-defined]  # a strong reference for the signals
     index = json_table(app, "master-index", n)
     stamp_state = json_table(app, "stamp-state", n)
 
@@ -111,9 +146,9 @@ def register(app: faust.App, settings: Settings, t) -> None:
         p = ch.p
         for mkind, ident in entries_of(ev):
             mkey = f"{p}|{mkind}|{ident}"
-            new = merge(mkind, lookup(master, mkey), ev)
+            new = merge(mkind, master.get(mkey), ev)
             if new is not None:
-                master[mkey] = new
+                master.put(mkey, new)
             for lot in lookup(index, mkey) or []:
                 ch.state(lot)
                 ch.mark(lot, new is not None)  # a redelivered message re-publishes what its first may not have
@@ -149,7 +184,7 @@ def register(app: faust.App, settings: Settings, t) -> None:
     async def publish(ch: Changed, lot: str, st: dict) -> None:
         """Derive the record; publish it (and alert changes) if it changed; tell the children if they must know."""
         force = lot in ch.force
-        rec = fold.derive(st, PartitionMaster(master, ch.p))
+        rec = fold.derive(st, master.view(ch.p))
         last = st.get("_out") or {}
         digest = fold.canonical_digest(rec)
         resolved = last.get("resolved", [])  # flags raised once and resolved since
