@@ -9,12 +9,11 @@ seconds, RSS (and its peak, VmHWM), the number of lots in its tables and their s
 
 Feeding 1,000,000 lots (~6 million events) through one worker does not fit the time box on this machine, so the
 figure at 1,000,000 lots is a least-squares line through the measured points, EXTRAPOLATED (and labelled so in
-the result). RocksDB keeps recent writes in memtables (faust's defaults: 64 MiB × 3 per table partition) and
-reads in a block cache, so growth is not linear forever: the note gives the bound those settings allow.
-With ``--what-if`` (on in full runs) the same events then go through a second worker whose RocksDB options are
-lowered (``TUNED``: 8 MiB write buffers × 2, 16 MiB block cache per table partition, set on faust's
-``RocksDBOptions`` in a wrapper process, ``python -m bench.memory --worker-child``; the project's code is
-unchanged), to show how much of the growth is RocksDB's write buffers. Goal: < 1 GiB at 1,000,000 lots.
+the result). RocksDB keeps recent writes in memtables and reads in a block cache, both capped per table partition
+by ``streams.app.ROCKSDB_OPTIONS``, so growth is not linear forever: the note gives the bound those settings allow.
+With ``--what-if 1`` the same events then go through a second worker with other RocksDB options (``TUNED``, set on
+faust's ``RocksDBOptions`` in a wrapper process, ``python -m bench.memory --worker-child``; the project's code is
+unchanged). Goal: < 1 GiB at 1,000,000 lots.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from bench.common import Run, create_catalog, goal, kafka, log, main_args, ratio, row, start_worker
 
-SIZES = {"events": 16_000, "stages": 4, "timeout": 900, "what_if": 1}
+SIZES = {"events": 16_000, "stages": 4, "timeout": 900, "what_if": 0}
 QUICK = {"events": 1_200, "stages": 2, "timeout": 300, "what_if": 0}
 TUNED = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
 
@@ -135,26 +134,30 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
         est = a + b * 1_000_000
         last = points[-1]
         first = points[0]
+        from ocop_trace.config import Settings
+        from streams.app import ROCKSDB_OPTIONS as opts
+
+        n_part = Settings(_env_file=None).partitions
         disk_per_lot_kib = ((last["tables_disk_mib"] - first["tables_disk_mib"]) * 1024 /
                             max(last["lots"] - first["lots"], 1)) if len(points) >= 2 else \
             last["tables_disk_mib"] * 1024 / max(last["lots"], 1)
         run_.note(f"EXTRAPOLATED: measured up to {last['lots']:,} lots; the 1,000,000-lot RSS ({est:,.0f} MiB) is "
                   f"the least-squares line {a:.0f} MiB + {b * 1000:.2f} MiB per 1,000 lots through the {len(xs)} "
                   "measured points: a straight line 100-1000× beyond the data, and RocksDB flushes its memtables "
-                  "at 64 MiB, so read it as the order of magnitude if growth stayed linear")
-        run_.note("RocksDB bounds: faust opens one RocksDB per table partition (lots, master, master-index, "
-                  "stamp-state, scan-state × 6 partitions) with 64 MiB × 3 write buffers each and a 2 GiB block "
-                  "cache each (faust defaults), so the memtables of the 6 `lots` partitions alone may hold up to "
-                  "1.1 GiB before flushing; at 1M lots the table data is about "
-                  f"{disk_per_lot_kib * 1_000_000 / 2**20:,.1f} GiB on disk ({disk_per_lot_kib:.1f} KiB per lot "
-                  "measured)")
+                  f"at {opts['write_buffer_size'] >> 20} MiB per table partition, so growth does not stay linear")
+        per_partition = opts["write_buffer_size"] * opts["max_write_buffer_number"] + opts["block_cache_size"]
+        run_.note(f"RocksDB bounds (streams/app.py ROCKSDB_OPTIONS): {opts['max_write_buffer_number']} × "
+                  f"{opts['write_buffer_size'] >> 20} MiB memtables + {opts['block_cache_size'] >> 20} MiB block cache "
+                  f"per table partition; 5 tables × {n_part} partitions bound them at "
+                  f"{per_partition * 5 * n_part >> 20} MiB in all, whatever the number of lots; table files on "
+                  f"disk changed by {disk_per_lot_kib:.1f} KiB per lot over the run (compaction shrinks them)")
         rows_extra = []
         if tuned:
             tl = tuned["points"][-1]
             ta, tb = fit([p["lots"] for p in tuned["points"]], [p["rss_mib"] for p in tuned["points"]])
             tuned["fit"] = {"intercept_mib": ta, "mib_per_lot": tb}
             run_.note(f"what-if (lower RocksDB options, project code unchanged): RSS {tl['rss_mib']:.0f} MiB at "
-                      f"{tl['lots']:,} lots vs {last['rss_mib']:.0f} MiB with faust's defaults; slope "
+                      f"{tl['lots']:,} lots vs {last['rss_mib']:.0f} MiB with the project's; slope "
                       f"{tb * 1000:.2f} vs {b * 1000:.2f} MiB per 1,000 lots")
             rows_extra.append(row(f"  what-if: 8 MiB×2 write buffers @ {tl['lots']:,} lots", f"{tl['rss_mib']:.0f} MiB",
                                   f"idle {tuned['idle']['rss']:.0f} MiB",

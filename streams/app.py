@@ -6,7 +6,7 @@ Every topic name comes from the catalog (with the settings' prefix); all topics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import faust
@@ -22,22 +22,13 @@ class Topics:
 
     app: faust.App
     settings: Settings
-    _made: dict = field(default_factory=dict)
 
     def __getitem__(self, spec: topics.TopicSpec) -> faust.TopicT:
-        topic = self._made.get(spec.name)
-        if topic is None:
-            topic = self._made[spec.name] = self.raw(spec.full(self.settings.topic_prefix),
-                                                     partitions=spec.partitions or self.settings.partitions)
-        return topic
+        return self.raw(spec.full(self.settings.topic_prefix), partitions=spec.partitions or self.settings.partitions)
 
     def raw(self, *names: str, partitions: int | None = None) -> faust.TopicT:
         return self.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw",
                               value_serializer="raw", partitions=partitions or self.settings.partitions)
-
-    @property
-    def inbox(self) -> faust.TopicT:
-        return self[topics.LOT_INBOX]
 
     async def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes, partition: int | None = None) -> None:
         """Hand a message to the worker's producer, past faust's Topic/Channel layers (they cost more CPU per

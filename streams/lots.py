@@ -34,7 +34,7 @@ from schemas.events import lots_touched
 from streams import fold, rules, stamps
 from streams.app import json_table, lookup, partition_of
 from streams.master import entries_of, merge
-from streams.validate import admit
+from streams.validate import admit, dead_letter, source_of
 
 log = logging.getLogger("ocop.lots")
 
@@ -221,7 +221,7 @@ def register(app: faust.App, settings: Settings, t) -> None:
         elif topic == requests_name:
             req, bad = stamps.decode_request(event)
             if req is None:
-                await stamps.reject_request(t, event, bad)
+                await dead_letter(t, source_of(event), bad)
             elif partition_of(req["lot"], n) == p:
                 await stamp_request(ch, req)
             else:

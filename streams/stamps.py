@@ -2,7 +2,7 @@
 
 The lots agent calls these for its own partition (the stamp state is keyed by lot, co-partitioned with the lot's
 state); the pure rules are :mod:`streams.stamping`. A range is returned so that the agent adds it to the lot's facts
-in the same batch (the record lists it; the rules check stamps against units packaged).
+at once (the record lists it; the rules check stamps against units packaged).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from schemas.validation import Invalid, validate
 from streams import stamping
 from streams.accept import dlq_entry
 from streams.app import lookup
-from streams.validate import dead_letter, source_of
+from streams.validate import source_of
 
 _range_codec, _request_codec = codec.codec(codec.STAMP_RANGE), codec.codec(codec.STAMP_REQUEST)
 
@@ -29,10 +29,6 @@ def decode_request(event) -> tuple[dict | None, dict | None]:
     except Invalid as e:
         return None, dlq_entry(source_of(event), "invalid", e.reason, e.field)
     return {"request_id": req["request_id"], "lot": req["lot"], "count": req["count"], "at": req["requested_at"]}, None
-
-
-async def reject_request(t, event, bad: dict) -> None:
-    await dead_letter(t, source_of(event), bad)
 
 
 async def issue(t, table, lot: str, key_id: str, *, package: dict | None = None, request: dict | None = None) -> list[dict]:
