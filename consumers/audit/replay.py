@@ -150,6 +150,18 @@ def plan(consumer, settings: Settings, specs: Iterable[topics.TopicSpec], *, sin
     return out
 
 
+def _in_slices(todo: dict, batch: dict) -> Iterator[tuple[Slice, list]]:
+    """A poll's records per slice, those past a slice's end left out (both readers below)."""
+    for tp, records in batch.items():
+        s = todo.get(tp)
+        if s is None:
+            continue
+        if records[-1].offset >= s.end:
+            records = [r for r in records if r.offset < s.end]
+        if records:
+            yield s, records
+
+
 def read(consumer, slices: list[Slice], *, idle_timeout_s: float = 30.0) -> Iterator[tuple[Slice, list]]:
     """Yield ``(slice, records)`` batches until every slice is read to its end (records in offset order)."""
     from kafka import TopicPartition
@@ -165,14 +177,7 @@ def read(consumer, slices: list[Slice], *, idle_timeout_s: float = 30.0) -> Iter
         t = time.monotonic()
         batch = consumer.poll(timeout_ms=200)
         idle = 0.0 if batch else idle + (time.monotonic() - t)
-        for tp, records in batch.items():
-            s = todo.get(tp)
-            if s is None:
-                continue
-            if records[-1].offset >= s.end:
-                records = [r for r in records if r.offset < s.end]
-            if records:
-                yield s, records
+        yield from _in_slices(todo, batch)
         for tp in [tp for tp, s in todo.items() if consumer.position(tp) >= s.end]:
             consumer.pause(tp)
             del todo[tp]
@@ -239,14 +244,8 @@ async def _read_bulk(settings: Settings, slices: list[Slice], timeout_s: float, 
             t = time.monotonic()
             batch = await consumer.getmany(timeout_ms=200)
             idle = 0.0 if batch else idle + (time.monotonic() - t)
-            for tp, records in batch.items():
-                s = todo.get(tp)
-                if s is None:
-                    continue
-                if records[-1].offset >= s.end:
-                    records = [r for r in records if r.offset < s.end]
-                if records:
-                    yield s, records
+            for item in _in_slices(todo, batch):
+                yield item
             for tp, s in list(todo.items()):
                 if await consumer.position(tp) >= s.end:
                     consumer.pause(tp)
