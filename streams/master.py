@@ -17,10 +17,13 @@ from schemas.validation import parse_datetime
 Key = tuple[str, str]
 
 
-@lru_cache(maxsize=65536)
-def instant(iso: str) -> float:
-    """POSIX seconds of an ISO 8601 date-time with offset (cached: the same strings come back often)."""
+def instant_of(iso: str) -> float:
+    """POSIX seconds of an ISO 8601 date-time with offset."""
     return parse_datetime(iso).timestamp()
+
+
+# cached: the same strings come back often (the live workers); a Projection keeps its own, for all its events
+instant = lru_cache(maxsize=65536)(instant_of)
 
 
 def order_key(ev: dict) -> tuple:
