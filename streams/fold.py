@@ -226,6 +226,14 @@ def _step(ev: dict, voided: bool) -> dict:
             "detail": STEP_DETAIL[t](p), "voided": voided}
 
 
+class Instants(dict):
+    """occurred_at -> :func:`streams.master.instant_of` it, parsed at the first look-up of a text not seen before."""
+
+    def __missing__(self, iso: str) -> float:
+        value = self[iso] = instant_of(iso)
+        return value
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The batch projection: the same functions, run to a fixpoint over a whole log (auditor, tests, reference runs).
 # --------------------------------------------------------------------------------------------------------------
@@ -242,7 +250,7 @@ class Projection:
         self.stamp_states: dict[str, dict] = {}
         self.stamp_ranges: list[dict] = []
         self._inputs_of: dict[str, set[str]] = {}  # lot -> the input lots of transformations that output it
-        self.instants: dict[str, float] = {}  # occurred_at -> streams.master.instant of it (derive orders by it)
+        self.instants: dict[str, float] = Instants()  # occurred_at -> its instant (derive orders by them)
 
     def state(self, lot: str) -> dict:
         st = self.states.get(lot)

@@ -215,3 +215,13 @@ def test_the_auditors_folder_is_the_projection(events, hashes):
     assert records == plain.run() and proj.states == plain.states
     assert folder.stats.accepted == len(events)
     assert folder.stats.duplicates == len(events) - len({ev["event_id"] for ev in events})
+
+
+def test_a_projections_instants_parse_what_they_have_not_seen():
+    """A state filled by another way than Projection.add still derives (its instants are parsed when looked up)."""
+    proj = Projection()
+    ev = copy.deepcopy(SAMPLE_EVENTS["harvest"])
+    apply_event(proj.state(ev["payload"]["lot"]), ev)
+    assert not proj.instants
+    assert proj.run() == project([ev])
+    assert proj.instants == {ev["occurred_at"]: instant(ev["occurred_at"])}
