@@ -6,11 +6,13 @@ Every topic name comes from the catalog (with the settings' prefix); all topics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from faust.types import FutureMessage
 
 from ocop_trace.config import Settings
 from schemas import topics
@@ -22,6 +24,8 @@ class Topics:
 
     app: faust.App
     settings: Settings
+    #: the table changelog writes of the message being processed (see :class:`OutboxTable`)
+    outbox: list[FutureMessage] = field(default_factory=list)
 
     def __getitem__(self, spec: topics.TopicSpec) -> faust.TopicT:
         return self.raw(spec.full(self.settings.topic_prefix), partitions=spec.partitions or self.settings.partitions)
@@ -35,6 +39,37 @@ class Topics:
         message than the rest of the work). It is faust's own aiokafka producer, so the producer flush faust does
         before every offset commit covers these messages too."""
         await self.app.producer.send(spec.full(self.settings.topic_prefix), key, value, partition, None, None)
+
+    async def each(self, stream: faust.StreamT) -> AsyncIterator[faust.EventT]:
+        """The events of an agent's stream; before the next one (which acks this one) the table writes made for
+        this one are handed to the producer, so that the flush faust does before committing an offset covers them."""
+        outbox = self.outbox
+        async for event in stream.events():
+            yield event
+            if outbox:
+                pending, outbox[:] = outbox[:], []
+                for fut in pending:
+                    await fut.message.channel.publish_message(fut, wait=False)
+
+
+class OutboxTable(faust.Table):
+    """A faust table whose changelog writes wait in the worker's outbox (:meth:`Topics.each` sends them) instead of
+    faust's producer buffer. faust's buffer is drained by a background task, and its flush before an offset commit
+    gives up after 0.1 s without progress (a lot's state often waits for the previous batch of its partition): an
+    offset could be committed while the table writes it covers were still in the buffer, and after a SIGKILL the
+    state recovered from the changelog could be older than the committed input. Here a message is acked only once
+    its writes are in the producer."""
+
+    outbox: list[FutureMessage]
+
+    def send_changelog(self, partition, key, value, key_serializer=None, value_serializer=None) -> FutureMessage:
+        fut = self.changelog_topic.as_future_message(
+            key=key, value=value, partition=partition,
+            key_serializer=self.key_serializer if key_serializer is None else key_serializer,
+            value_serializer=self.value_serializer if value_serializer is None else value_serializer,
+            callback=self._on_changelog_sent, eager_partitioning=True)
+        self.outbox.append(fut)
+        return fut
 
 
 _partitioner = DefaultPartitioner()
@@ -61,11 +96,31 @@ def lookup(table: faust.Table, key: str):
 ROCKSDB_OPTIONS = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
 
 
-def json_table(app: faust.App, name: str, partitions: int) -> faust.Table:
-    """A table of str keys and JSON values, partitioned like the stream that writes it."""
+#: the workers' producer batch size (below the broker's default 1 MiB message.max.bytes)
+PRODUCER_BATCH_BYTES = 512 << 10
+
+
+def json_table(t: Topics, name: str) -> OutboxTable:
+    """A table of str keys and JSON values, partitioned like the stream that writes it (written only by agents that
+    iterate with :meth:`Topics.each`)."""
+    app = t.app
     rocks = str(app.conf.store).startswith("rocksdb")
-    return app.Table(name, default=None, partitions=partitions, options=dict(ROCKSDB_OPTIONS) if rocks else None,
-                     schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"))
+    table = OutboxTable(app, name=name, default=None, beacon=app.tables.beacon, partitions=t.settings.partitions,
+                        options=dict(ROCKSDB_OPTIONS) if rocks else None,
+                        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"))
+    table.outbox = t.outbox
+    return app.tables.add(table)
+
+
+async def hold_streams(app: faust.App, **_kwargs) -> None:
+    """``on_rebalance_complete``: suspend flow control until faust resumes it at the end of the rebalance.
+
+    At the end of a rebalance faust resumes the streams' partitions, seeks them to the committed offsets (a round trip
+    per partition), then resumes flow control, which empties the streams' queues. Flow control is active from the
+    changelog recovery, so records fetched during the seek were queued, then dropped by that emptying; the fetcher had
+    moved past them, and faust's gap accounting (meant for compacted topics) then committed past them too: a restarted
+    worker lost a few messages. Suspended, the fetcher holds the next record until faust resumes the flow."""
+    app.flow_control.suspend()
 
 
 def create_app(settings: Settings, *, agents: tuple[str, ...] = ("lots", "scans")) -> faust.App:
@@ -79,6 +134,9 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("lots", "scans"
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # a lot's state is often larger than aiokafka's default 16 KiB batch: with room for several, a write does not
+        # wait for the previous batch of its partition to be acknowledged
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
@@ -91,6 +149,7 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("lots", "scans"
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.on_rebalance_complete.connect(hold_streams)
     t = Topics(app, settings)
     # imported here so that importing streams.app has no side effects beyond this function
     from streams import health, lots, scans

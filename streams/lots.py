@@ -15,8 +15,9 @@ so the state of a lot lives with partition ``partition_of(lot)`` of every topic.
   changed, and writes the lot's state.
 
 Effects are idempotent (records are compacted by lot, alerts have deterministic ids, facts are sets), so the
-at-least-once redelivery after a crash changes nothing: a redelivered fact re-publishes the same record. faust
-flushes the producer before it commits offsets.
+at-least-once redelivery after a crash changes nothing: a redelivered fact re-publishes the same record and re-indexes
+the lot. A message is acked only once its sends and table writes are in the producer (:meth:`streams.app.Topics.each`),
+and faust flushes the producer before it commits offsets, so a committed message never loses an effect.
 """
 
 from __future__ import annotations
@@ -117,8 +118,8 @@ def register(app: faust.App, settings: Settings, t) -> None:
     record_codec, alert_codec = codec.codec(codec.LOT_RECORD), codec.codec(codec.ALERT)
     key_id = settings.stamp_active_key
 
-    lots = json_table(app, "lots", n)
-    master = MasterReplica(json_table(app, "master", n))
+    lots = json_table(t, "lots")
+    master = MasterReplica(json_table(t, "master"))
 
     async def forget_master(*_args, **_kwargs) -> None:
         master.forget()
@@ -126,8 +127,8 @@ def register(app: faust.App, settings: Settings, t) -> None:
     app.on_partitions_revoked.connect(forget_master)
     app.on_partitions_assigned.connect(forget_master)
     app._ocop_forget_master = forget_master  # type: ignore[attr-defined]  # a strong reference for the signals
-    index = json_table(app, "master-index", n)
-    stamp_state = json_table(app, "stamp-state", n)
+    index = json_table(t, "master-index")
+    stamp_state = json_table(t, "stamp-state")
 
     async def lot_event(ch: Changed, lot: str, ev: dict) -> None:
         """Fold an accepted event into a lot of this partition (and issue the stamps a package asks for)."""
@@ -200,10 +201,10 @@ def register(app: faust.App, settings: Settings, t) -> None:
         for child in tell:
             await send(topics.LOT_INBOX, child.encode(),
                        _dumps({"kind": "upstream", "lot": child, "parent": lot, "info": info}))
-        # index the master entries this lot depends on, so that late master data re-derives it
-        known = set(map(tuple, last.get("mkeys", [])))
+        # index the master entries this lot depends on, so that late master data re-derives it (all of them again
+        # when forced: after a crash, a table's recovery may have rolled an index entry back past this lot)
         mkeys = fold.master_keys(st)
-        for kind, ident in sorted(mkeys - known):
+        for kind, ident in sorted(mkeys if force else mkeys - set(map(tuple, last.get("mkeys", [])))):
             ikey = f"{ch.p}|{kind}|{ident}"
             members = lookup(index, ikey) or []
             if lot not in members:
@@ -235,5 +236,5 @@ def register(app: faust.App, settings: Settings, t) -> None:
 
     @app.agent(t.raw(*sources), name="lots")
     async def lots_agent(stream):
-        async for event in stream.events():
+        async for event in t.each(stream):
             await process(event)

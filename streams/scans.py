@@ -17,11 +17,11 @@ from streams.validate import dead_letter, source_of
 def register(app: faust.App, settings: Settings, t) -> None:
     th = copydetect.Thresholds(settings.copy_window_seconds, settings.copy_max_regions, settings.copy_max_devices)
     scan_codec, alert_codec = codec.codec(codec.SCAN), codec.codec(codec.ALERT)
-    state = json_table(app, "scan-state", settings.partitions)
+    state = json_table(t, "scan-state")
 
     @app.agent(t[topics.SCANS], name="scans")
     async def scans_agent(stream):
-        async for event in stream.events():
+        async for event in t.each(stream):
             try:
                 scan = scan_codec.decode(event.value)
             except CodecError as e:
