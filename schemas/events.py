@@ -129,7 +129,12 @@ def canonical_hash(ev: dict) -> str:
 
 def chain_next(prev_head: str, ev: dict) -> str:
     """head = sha256(prev_head || canonical_hash(event)), both as hex text; the empty chain's head is ''."""
-    return hashlib.sha256((prev_head + canonical_hash(ev)).encode()).hexdigest()
+    return chain_link(prev_head, canonical_hash(ev))
+
+
+def chain_link(prev_head: str, ehash: str) -> str:
+    """:func:`chain_next` given the event's :func:`canonical_hash` (for a caller that has it already)."""
+    return hashlib.sha256((prev_head + ehash).encode()).hexdigest()
 
 
 def chain(events: Iterable[dict], head: str = "") -> str:

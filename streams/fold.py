@@ -15,11 +15,11 @@ duplicates, gives the same record; only the chain depends on the log order, whic
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from typing import Iterable, Mapping
 
-from schemas.events import canonical_json, chain_next, event_key, lots_touched
+from schemas.events import canonical_json, chain_link, chain_next, event_key, lots_touched
 from streams import rules, stamping
-from streams.master import MasterState, MasterView, order_key, recall_order, recall_ref
+from streams.master import MasterState, MasterView, instant_of, order_key, recall_order, recall_ref
 
 STEP_DETAIL = {
     "harvest": lambda p: f"{p['crop']} @ {p['area_code']}",
@@ -39,13 +39,17 @@ def new_state(lot: str) -> dict:
     return {"lot": lot, "events": {}, "chain_head": "", "chain_length": 0, "parents": {}, "stamp_ranges": []}
 
 
-def apply_event(state: dict, ev: dict) -> bool:
-    """Add an accepted event to the lot's facts. Returns False for a duplicate (nothing changes)."""
-    if ev["event_id"] in state["events"]:
+def apply_event(state: dict, ev: dict, ehash: str | None = None) -> bool:
+    """Add an accepted event to the lot's facts. Returns False for a duplicate (nothing changes). ``ehash``: the
+    event's :func:`schemas.events.canonical_hash` if the caller has it already (the auditor's readers compute it)."""
+    events = state["events"]
+    eid = ev["event_id"]
+    if eid in events:
         return False
-    state["events"][ev["event_id"]] = ev
+    events[eid] = ev
     if event_key(ev) == state["lot"]:
-        state["chain_head"] = chain_next(state["chain_head"], ev)
+        state["chain_head"] = (chain_next(state["chain_head"], ev) if ehash is None
+                               else chain_link(state["chain_head"], ehash))
         state["chain_length"] += 1
     return True
 
@@ -88,21 +92,29 @@ def master_keys(state: dict) -> set[tuple[str, str]]:
     return keys
 
 
-def _sum(quantities: list[dict]) -> dict | None:
+def _sum(quantities: list[dict], totals: dict[str, float] | None = None) -> dict | None:
+    """The total of the quantities in the base unit of the first (``totals``: their :func:`rules.total`, if known)."""
     if not quantities:
         return None
-    totals = rules.total(quantities)
+    if totals is None:
+        totals = rules.total(quantities)
     unit = rules.to_base(quantities[0])[0]
     return {"value": round(totals[unit], 6), "unit": unit}
 
 
-def derive(state: dict, master: MasterView) -> dict:
-    """The lot's record from its facts and the master data."""
+def derive(state: dict, master: MasterView, instants: Mapping[str, float] | None = None) -> dict:
+    """The lot's record from its facts and the master data. ``instants``: :func:`streams.master.instant` of every
+    event's ``occurred_at`` if the caller has them (a :class:`Projection` keeps them), else they are parsed here."""
     lot = state["lot"]
-    ordered = sorted(state["events"].values(), key=order_key)
+    events = state["events"]
+    if instants is None:
+        ordered = sorted(events.values(), key=order_key)
+    else:  # the same order (order_key: instant, then event id; ids are unique in a lot), no parsing
+        ordered = [events[i] for _, _, i in sorted([(instants[e["occurred_at"]], e["event_id"], i)
+                                                    for i, e in events.items()])]
     voided = {e["payload"]["voided_event_id"] for e in ordered
               if e["event_type"] == "void" and e["payload"]["lot"] == lot}
-    active = [e for e in ordered if e["event_id"] not in voided]
+    active = [e for e in ordered if e["event_id"] not in voided] if voided else ordered
 
     parents: set[str] = set()
     children: set[str] = set()
@@ -113,6 +125,7 @@ def derive(state: dict, master: MasterView) -> dict:
     packaging = None
     inspections = []
     recalls = []
+    made_here = None  # a harvest or transformation made the lot (known at the first receipt)
     for ev in active:
         t, p = ev["event_type"], ev["payload"]
         if t == "harvest":
@@ -122,7 +135,9 @@ def derive(state: dict, master: MasterView) -> dict:
             if area_recall:
                 recalls.append(area_recall)
         elif t == "receive":
-            if not any(e["event_type"] in ("harvest", "transform") for e in active):
+            if made_here is None:
+                made_here = any(e["event_type"] in ("harvest", "transform") for e in active)
+            if not made_here:
                 q_in.append(p["quantity"])  # a receipt of a lot made elsewhere brings its quantity in
         elif t == "transform":
             for x in p["outputs"]:
@@ -163,8 +178,9 @@ def derive(state: dict, master: MasterView) -> dict:
         if r:
             rating = {k: r[k] for k in ("stars", "score", "level", "decision_no", "decision_date", "valid_from", "valid_to")}
 
+    in_totals, out_totals = rules.total(q_in), rules.total(q_out)
     facts = {"recall": recall, "expiry_date": packaging["expiry_date"] if packaging else None,
-             "in_totals": rules.total(q_in), "out_totals": rules.total(q_out),
+             "in_totals": in_totals, "out_totals": out_totals,
              "units_packaged": units["package"], "units_shipped": units["ship"], "units_sold": units["sell"],
              "stamp_ranges": state["stamp_ranges"]}
     flags = rules.evaluate(lot, ordered, active, facts, master)
@@ -186,8 +202,8 @@ def derive(state: dict, master: MasterView) -> dict:
         "parents": sorted(parents),
         "children": sorted(children),
         "steps": [_step(e, e["event_id"] in voided) for e in ordered],
-        "quantity_in": _sum(q_in),
-        "quantity_out": _sum(q_out),
+        "quantity_in": _sum(q_in, in_totals),
+        "quantity_out": _sum(q_out, out_totals),
         "units_packaged": units["package"],
         "units_shipped": units["ship"],
         "units_sold": units["sell"],
@@ -203,11 +219,19 @@ def derive(state: dict, master: MasterView) -> dict:
 
 
 def _step(ev: dict, voided: bool) -> dict:
-    p = ev["payload"]
-    qty = p.get("quantity") if ev["event_type"] in ("harvest", "receive") else None
-    return {"event_id": ev["event_id"], "event_type": ev["event_type"], "occurred_at": ev["occurred_at"],
-            "facility": ev["facility"], "subject_id": ev["actor"]["subject_id"], "user": ev["actor"]["user"],
-            "quantity": qty, "units": p.get("units"), "detail": STEP_DETAIL[ev["event_type"]](p), "voided": voided}
+    p, t, actor = ev["payload"], ev["event_type"], ev["actor"]
+    return {"event_id": ev["event_id"], "event_type": t, "occurred_at": ev["occurred_at"],
+            "facility": ev["facility"], "subject_id": actor["subject_id"], "user": actor["user"],
+            "quantity": p.get("quantity") if t == "harvest" or t == "receive" else None, "units": p.get("units"),
+            "detail": STEP_DETAIL[t](p), "voided": voided}
+
+
+class Instants(dict):
+    """occurred_at -> :func:`streams.master.instant_of` it, parsed at the first look-up of a text not seen before."""
+
+    def __missing__(self, iso: str) -> float:
+        value = self[iso] = instant_of(iso)
+        return value
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -226,6 +250,7 @@ class Projection:
         self.stamp_states: dict[str, dict] = {}
         self.stamp_ranges: list[dict] = []
         self._inputs_of: dict[str, set[str]] = {}  # lot -> the input lots of transformations that output it
+        self.instants: dict[str, float] = Instants()  # occurred_at -> its instant (derive orders by them)
 
     def state(self, lot: str) -> dict:
         st = self.states.get(lot)
@@ -233,10 +258,14 @@ class Projection:
             st = self.states[lot] = new_state(lot)
         return st
 
-    def add(self, ev: dict) -> None:
+    def add(self, ev: dict, ehash: str | None = None) -> None:
+        """Fold an accepted event; ``ehash``: its canonical hash if the caller has it (see :func:`apply_event`)."""
         self.master.apply(ev)
+        at = ev["occurred_at"]
+        if at not in self.instants:
+            self.instants[at] = instant_of(at)
         for lot in lots_touched(ev):
-            apply_event(self.state(lot), ev)
+            apply_event(self.state(lot), ev, ehash)
         if ev["event_type"] == "transform":  # lineage edges, only to derive parents before their children
             p = ev["payload"]
             ins = [x["lot"] for x in p["inputs"]]
@@ -295,7 +324,7 @@ class Projection:
             nxt: set[str] = set()
             for lot in pending:
                 later.discard(lot)
-                rec = derive(self.states[lot], self.master)
+                rec = derive(self.states[lot], self.master, self.instants)
                 old = records.get(lot)
                 records[lot] = rec
                 if old is None or upstream_info(old) != upstream_info(rec) or old["children"] != rec["children"]:

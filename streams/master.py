@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Iterable, Protocol
 
 from schemas.events import MASTER_ID_FIELD
-from schemas.validation import parse_datetime
+from schemas.validation import parse_datetime, parse_datetime_uncached
 
 Key = tuple[str, str]
 
@@ -21,6 +21,11 @@ Key = tuple[str, str]
 def instant(iso: str) -> float:
     """POSIX seconds of an ISO 8601 date-time with offset (cached: the same strings come back often)."""
     return parse_datetime(iso).timestamp()
+
+
+def instant_of(iso: str) -> float:
+    """:func:`instant`, for a caller that keeps its own (a Projection keeps every one of its events): no cache."""
+    return parse_datetime_uncached(iso).timestamp()
 
 
 def order_key(ev: dict) -> tuple:

@@ -96,12 +96,13 @@ def valid_rating(ratings: dict | None, on: str) -> dict | None:
 
 
 def evaluate(lot: str, ordered: list[dict], active: list[dict], facts: dict, master: MasterView) -> list[dict]:
-    """All flags of a lot. ``ordered``: the lot's events by time; ``active``: those not voided;
-    ``facts``: what the fold derived (quantities, packaging, recall, stamp ranges)."""
+    """All flags of a lot. ``ordered``: the lot's events by time (:func:`streams.master.order_key`); ``active``: those
+    not voided, in the same order; ``facts``: what the fold derived (quantities, packaging, recall, stamp ranges)."""
     flags: list[dict] = []
     packages = [e for e in active if e["event_type"] == "package"]
-    first_package = packages[0] if packages else None
+    packaged = False  # a package event came before, i.e. order_key(ev) > order_key(packages[0]) ("active" is ordered)
     recall = facts["recall"]
+    after_recall = recall_order(recall) if recall else None
     expiry = facts["expiry_date"]
     for ev in active:
         t, p = ev["event_type"], ev["payload"]
@@ -119,6 +120,7 @@ def evaluate(lot: str, ordered: list[dict], active: list[dict], facts: dict, mas
             if f:
                 flags.append(f)
         elif t == "package":
+            packaged = True
             product = master.get("product", p["gtin"])
             if product is None:
                 flags.append(flag("product_unregistered", ev["event_id"], f"product {p['gtin']} is not registered"))
@@ -128,9 +130,9 @@ def evaluate(lot: str, ordered: list[dict], active: list[dict], facts: dict, mas
         elif t == "inspect" and p["result"] == "fail":
             flags.append(flag("inspection_failed", ev["event_id"], f"failed at {p['lab']}"))
         elif t in ("ship", "sell"):
-            if recall and order_key(ev) > recall_order(recall):
+            if recall and order_key(ev) > after_recall:
                 flags.append(flag("impossible_sequence", ev["event_id"], f"{t} after recall {recall['event_id']}"))
-            if t == "sell" and (first_package is None or order_key(ev) < order_key(first_package)):
+            if t == "sell" and not packaged:
                 flags.append(flag("impossible_sequence", ev["event_id"], "sell before package"))
             if expiry and _day(ev["occurred_at"]) > expiry:
                 flags.append(flag("expired", ev["event_id"], f"{t} on {_day(ev['occurred_at'])} after expiry {expiry}"))

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import marshal
 import multiprocessing as mp
+import pickle
 import queue as queue_mod
 import time
 from collections import Counter, deque
@@ -315,12 +317,21 @@ def _worker(settings: Settings, slices: list[Slice], out, batch_size: int,
         for s, records in read_bulk(settings, slices):
             rows = accept_rows(s.topic, records, hashes)
             for i in range(0, len(rows), batch_size):
-                out.put(("msgs", rows[i:i + batch_size]))
+                out.put(_pack(rows[i:i + batch_size]))
         out.put(("done", None))
     except AuditError as e:
         out.put(("error", (type(e).__name__, str(e))))
     except BaseException as e:  # noqa: BLE001 - report anything to the parent rather than hang it
         out.put(("error", ("AuditError", f"{type(e).__name__}: {e}")))
+
+
+def _pack(rows: list[tuple]) -> tuple[str, bytes]:
+    """A batch of rows as the readers send it: marshal (decoded events hold plain values, which it encodes exactly,
+    and it encodes and decodes them faster than pickle), pickle for anything it cannot encode."""
+    try:
+        return "marshal", marshal.dumps(rows)
+    except ValueError:
+        return "pickle", pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 PARALLEL_MIN_MESSAGES = 20_000  # fewer are read faster by one process than processes start and connect
@@ -361,10 +372,11 @@ def read_log(settings: Settings, slices: list[Slice], *, workers: int = 1,
                 if not any(p.is_alive() for p in procs):
                     raise AuditError("replay workers died without finishing") from None
                 continue
-            if kind == "msgs":
+            if kind == "marshal" or kind == "pickle":
+                rows = marshal.loads(body) if kind == "marshal" else pickle.loads(body)
                 if progress:
-                    progress(len(body))
-                yield [Msg(*t) for t in body]
+                    progress(len(rows))
+                yield [Msg(*t) for t in rows]
             elif kind == "done":
                 running -= 1
             else:
@@ -482,7 +494,7 @@ class Folder:
                 stats.duplicates += 1
             else:
                 seen.add(ev["event_id"])
-            proj.add(ev)
+            proj.add(ev, m.ehash)  # the chain reuses the reader's hash (hashes=True), else computes it
 
     def finish(self, stamp_ranges: Iterable[dict] = ()) -> tuple[Projection, dict]:
         for rng in stamp_ranges:

@@ -60,3 +60,22 @@ def test_accept_rows_is_accept_per_message(spec, hashes):
 def test_source_is_still_built_positionally_and_by_name():
     a = Source("t", 1, 2, b"k", b"v")
     assert a.headers == () and a == Source(topic="t", partition=1, offset=2, key=b"k", value=b"v", headers=())
+
+
+class Text(str):  # a value marshal cannot encode
+    pass
+
+
+def test_a_batch_crosses_from_a_reader_to_the_parent_unchanged():
+    """The readers send their rows with marshal (pickle for what marshal cannot encode): same values, same types."""
+    import marshal
+    import pickle
+
+    rows = R.accept_rows(topics.SUPPLY.name, records(topics.SUPPLY.full("pfx.")), True)
+    assert any(row[5] is None for row in rows) and any(row[5] is not None for row in rows)
+    kind, body = R._pack(rows)
+    assert kind == "marshal" and marshal.loads(body) == rows
+    assert repr(marshal.loads(body)) == repr(rows)  # 1.0 stays a float, True a bool, tuples tuples
+    odd = [(*rows[0][:4], Text("k"), *rows[0][5:])]
+    kind, body = R._pack(odd)
+    assert kind == "pickle" and pickle.loads(body) == odd and type(pickle.loads(body)[0][4]) is Text

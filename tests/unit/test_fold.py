@@ -299,7 +299,7 @@ def test_run_derives_parents_first_once_each_and_equals_the_plain_fixpoint(event
         proj.add(e)
     calls = []
     real = fold.derive
-    fold.derive = lambda st, m: calls.append(st["lot"]) or real(st, m)
+    fold.derive = lambda st, m, *rest: calls.append(st["lot"]) or real(st, m, *rest)
     try:
         got = proj.run()
     finally:
