@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     sink_metrics_port: int = Field(default=6067, ge=0, description="The sink's /metrics and /healthz (0: off).")
     table_store: str = Field(default="rocksdb://", description="faust table store URL (rocksdb:// or memory://).")
+    worker_batch_max: int = Field(default=1000, ge=1, description="Most input messages the lots agent folds in one "
+                                  "batch (a lot changed by several of them is derived and written once).")
+    worker_batch_ms: int = Field(default=50, ge=1, description="How long the lots agent gathers a batch (ms): "
+                                 "the most a message waits before its batch starts.")
 
     # --- read side ---------------------------------------------------------------------------------------------
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under data_dir.")

@@ -294,6 +294,10 @@ class Codec:
         schemaless_writer(buf, self.writer.parsed, datum)
         return buf.getvalue()
 
+    def is_current(self, data: bytes) -> bool:
+        """Whether ``data`` was written with the schema version this codec writes."""
+        return data[:HEADER_LEN] == self._header
+
     def decode(self, data: bytes | None) -> dict:
         if not data or len(data) < HEADER_LEN or data[:2] != MAGIC:
             raise CodecError("undecodable", "not an ocop-trace Avro message (missing or bad header)")

@@ -87,6 +87,12 @@ def encode_event(ev: dict) -> bytes:
     return codec.codec(codec.EVENT).encode(tagged)
 
 
+def reencoded(value: bytes, ev: dict) -> bytes:
+    """The event ``ev`` decoded from the message ``value``, Avro-encoded with the current schema: ``value`` itself
+    when it was written with that schema (decoding checked it to the last byte), else :func:`encode_event`."""
+    return value if codec.codec(codec.EVENT).is_current(value) else encode_event(ev)
+
+
 def decode_event(data: bytes) -> dict:
     return codec.codec(codec.EVENT).decode(data)
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+import weakref
 from functools import lru_cache
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from faust.streams import _current_event
 from faust.types import FutureMessage
 
 from ocop_trace.config import Settings
@@ -41,11 +43,22 @@ class Topics:
         await self.app.producer.send(spec.full(self.settings.topic_prefix), key, value, partition, None, None)
 
     async def each(self, stream: faust.StreamT) -> AsyncIterator[faust.EventT]:
-        """The events of an agent's stream; before the next one (which acks this one) the table writes made for
-        this one are handed to the producer, so that the flush faust does before committing an offset covers them."""
-        outbox = self.outbox
-        async for event in stream.events():
+        """The events of an agent's stream, one at a time (faust acks one when the agent asks for the next)."""
+        async for event in self._sent_before_ack(stream.events()):
             yield event
+
+    async def batches(self, stream: faust.StreamT, max_: int, within: float) -> AsyncIterator[list[faust.EventT]]:
+        """The events of an agent's stream in batches: what arrived within ``within`` seconds, at most ``max_``
+        (faust's ``take_events``: it acks a batch's events when the agent asks for the next batch)."""
+        async for events in self._sent_before_ack(stream.take_events(max_, within)):
+            yield events
+
+    async def _sent_before_ack(self, items: AsyncIterator) -> AsyncIterator:
+        """Before asking for the next item (which acks this one), hand the table writes made for this one to the
+        producer, so that the flush faust does before committing an offset covers them."""
+        outbox = self.outbox
+        async for item in items:
+            yield item
             if outbox:
                 pending, outbox[:] = outbox[:], []
                 for fut in pending:
@@ -83,6 +96,13 @@ def partition_of(key: str, partitions: int) -> int:
     return _partitioner(key.encode(), every, every)
 
 
+def make_current(event: faust.EventT) -> None:
+    """Make ``event`` faust's current event in this task, as faust does for an agent iterating one event at a time:
+    a table write goes to the changelog partition and the RocksDB partition of the current event, and a batch's
+    writes must go to the partition of the message that caused them."""
+    _current_event.set(weakref.ref(event))
+
+
 def lookup(table: faust.Table, key: str):
     """``table.get(key)`` with one store read (faust's ``Table.get`` reads twice: ``key in store``, then the value)."""
     try:
@@ -98,11 +118,13 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "
 
 #: the workers' producer batch size (below the broker's default 1 MiB message.max.bytes)
 PRODUCER_BATCH_BYTES = 512 << 10
+#: how long the workers' producer waits to fill a batch
+PRODUCER_LINGER_S = 0.005
 
 
 def json_table(t: Topics, name: str) -> OutboxTable:
     """A table of str keys and JSON values, partitioned like the stream that writes it (written only by agents that
-    iterate with :meth:`Topics.each`)."""
+    iterate with :meth:`Topics.each` or :meth:`Topics.batches`)."""
     app = t.app
     rocks = str(app.conf.store).startswith("rocksdb")
     table = OutboxTable(app, name=name, default=None, beacon=app.tables.beacon, partitions=t.settings.partitions,
@@ -137,6 +159,9 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("lots", "scans"
         # a lot's state is often larger than aiokafka's default 16 KiB batch: with room for several, a write does not
         # wait for the previous batch of its partition to be acknowledged
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        # a batch's sends go out in a few produce requests rather than one per send (the sender otherwise sends
+        # whatever is ready every time the loop turns: most of the worker's socket writes and request encoding)
+        producer_linger=PRODUCER_LINGER_S,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         table_standby_replicas=0,

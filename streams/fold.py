@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable, Mapping
 
-from schemas.events import canonical_json, chain_link, chain_next, event_key, lots_touched
+from schemas.events import chain_link, chain_next, event_key, lots_touched
 from streams import rules, stamping
 from streams.master import MasterState, MasterView, instant_of, order_key, recall_order, recall_ref
 
@@ -70,9 +70,10 @@ def apply_stamp_range(state: dict, rng: dict) -> bool:
     return True
 
 
-def canonical_digest(record: dict) -> str:
-    """A short digest of a record, to publish only what changed."""
-    return hashlib.sha256(canonical_json(record)).hexdigest()[:32]
+def record_digest(encoded: bytes) -> str:
+    """A short digest of a record's Avro message (the encoding of a record is unique: its lists are in a fixed
+    order), to publish only what changed."""
+    return hashlib.sha256(encoded).hexdigest()[:32]
 
 
 def upstream_info(record: dict) -> dict:

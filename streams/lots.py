@@ -2,7 +2,8 @@
 
 One agent reads the input topics (``ocop.events.supply``, ``ocop.events.master``), the stamp requests and the
 internal lot inbox. The worker's topics are co-partitioned (faust assigns partition *p* of every topic to one worker),
-so the state of a lot lives with partition ``partition_of(lot)`` of every topic. For each message it
+so the state of a lot lives with partition ``partition_of(lot)`` of every topic. It takes its messages in batches
+(what arrived within ``worker_batch_ms``, at most ``worker_batch_max``); for each message it
 
 * admits an input message (:mod:`streams.validate`: ``ocop.events.accepted`` or ``ocop.dlq`` with the reason);
 * folds an event into every lot it touches that lives on this partition; the others (the other lots of a transform,
@@ -10,14 +11,14 @@ so the state of a lot lives with partition ``partition_of(lot)`` of every topic.
   repartitioning. Master data and area recalls are broadcast to every inbox partition, where each keeps its own
   replica (keys prefixed by partition); a lot re-derives when master data it depends on arrives (late master data);
 * issues the stamp ranges a package event or a stamp request asks for (:mod:`streams.stamps`);
-* then, for each lot it changed, derives the record (:mod:`streams.fold`), publishes it on ``ocop.records`` if it
+* then, once per batch, for each lot the batch changed, derives the record (:mod:`streams.fold`), publishes it on ``ocop.records`` if it
   changed with new/resolved alerts on ``ocop.alerts``, tells the lot's children its origins and recall when they
-  changed, and writes the lot's state.
+  changed, and writes the lot's state (and each master-index entry that gained lots) once.
 
 Effects are idempotent (records are compacted by lot, alerts have deterministic ids, facts are sets), so the
 at-least-once redelivery after a crash changes nothing: a redelivered fact re-publishes the same record and re-indexes
-the lot. A message is acked only once its sends and table writes are in the producer (:meth:`streams.app.Topics.each`),
-and faust flushes the producer before it commits offsets, so a committed message never loses an effect.
+the lot. A batch is acked only once its sends and table writes are in the producer
+(:meth:`streams.app.Topics.batches`), and faust flushes the producer before it commits offsets, so a committed message never loses an effect.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ocop_trace.config import Settings
 from schemas import codec, topics
 from schemas.events import lots_touched
 from streams import fold, rules, stamps
-from streams.app import json_table, lookup, partition_of
+from streams.app import json_table, lookup, make_current, partition_of
 from streams.master import entries_of, merge
 from streams.validate import admit, dead_letter, source_of
 
@@ -88,14 +89,17 @@ class PartitionMaster:
 
 
 class Changed:
-    """The lots one message changed on its partition (a master change may touch many): their states (read once from
-    the table) and which of them must re-publish even if their record did not change (a redelivered fact: its first
-    delivery may not have)."""
+    """The lots a batch changed on one partition (a master change may touch many): their states (read once from the
+    table, then changed in memory by every message of the batch), which of them must re-publish even if their record
+    did not change (a redelivered fact: its first delivery may not have), and the lots to add to master-index
+    entries (each entry written once per batch)."""
 
     def __init__(self, table, partition: int):
         self.table, self.p = table, partition
         self.states: dict[str, dict] = {}
         self.force: set[str] = set()
+        self.index_add: dict[str, list[str]] = {}
+        self.event = None  # the batch's last message of this partition (the current event for the lots' writes)
 
     def state(self, lot: str) -> dict:
         st = self.states.get(lot)
@@ -187,10 +191,11 @@ def register(app: faust.App, settings: Settings, t) -> None:
         force = lot in ch.force
         rec = fold.derive(st, master.view(ch.p))
         last = st.get("_out") or {}
-        digest = fold.canonical_digest(rec)
+        body = record_codec.encode(rec)
+        digest = fold.record_digest(body)
         resolved = last.get("resolved", [])  # flags raised once and resolved since
         if digest != last.get("digest") or force:
-            await send(topics.RECORDS, lot.encode(), record_codec.encode(rec))
+            await send(topics.RECORDS, lot.encode(), body)
             obs.record_published()
             alerts_out, resolved = rules.alerts_for_publish(lot, last, rec, _now(), force)
             for alert in alerts_out:
@@ -205,17 +210,27 @@ def register(app: faust.App, settings: Settings, t) -> None:
         # when forced: after a crash, a table's recovery may have rolled an index entry back past this lot)
         mkeys = fold.master_keys(st)
         for kind, ident in sorted(mkeys if force else mkeys - set(map(tuple, last.get("mkeys", [])))):
-            ikey = f"{ch.p}|{kind}|{ident}"
-            members = lookup(index, ikey) or []
-            if lot not in members:
-                index[ikey] = [*members, lot]
+            ch.index_add.setdefault(f"{ch.p}|{kind}|{ident}", []).append(lot)
         st["_out"] = {"digest": digest, "flags": rec["flags"], "resolved": resolved, "info": info,
                       "children": rec["children"], "recall": rec["recall"], "mkeys": sorted(mkeys)}
         lots[lot] = st
 
-    async def process(event) -> None:
+    def write_index(ch: Changed) -> None:
+        for ikey, new in ch.index_add.items():
+            members = lookup(index, ikey) or []
+            known = set(members)
+            added = [lot for lot in new if lot not in known]
+            if added:
+                index[ikey] = members + added
+
+    async def process(event, changed: dict[int, Changed]) -> None:
+        """Fold one message into the batch's changes (``changed``: per partition)."""
         p = event.message.partition
-        ch = Changed(lots, p)
+        ch = changed.get(p)
+        if ch is None:
+            ch = changed[p] = Changed(lots, p)
+        ch.event = event
+        make_current(event)
         topic = event.message.topic
         if topic == inbox_name:
             await inbox_message(ch, event)
@@ -231,10 +246,21 @@ def register(app: faust.App, settings: Settings, t) -> None:
             ev = await admit(t, event, inputs[topic])
             if ev is not None:
                 await input_event(ch, ev)
-        for lot, st in ch.states.items():
-            await publish(ch, lot, st)
+
+    async def process_batch(events) -> None:
+        """Fold a batch of messages, then publish and write each lot they changed once."""
+        changed: dict[int, Changed] = {}
+        for event in events:
+            await process(event, changed)
+        for ch in changed.values():
+            make_current(ch.event)
+            for lot, st in ch.states.items():
+                await publish(ch, lot, st)
+            write_index(ch)
+
+    batch_max, batch_within = settings.worker_batch_max, settings.worker_batch_ms / 1000
 
     @app.agent(t.raw(*sources), name="lots")
     async def lots_agent(stream):
-        async for event in t.each(stream):
-            await process(event)
+        async for events in t.batches(stream, batch_max, batch_within):
+            await process_batch(events)

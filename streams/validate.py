@@ -10,7 +10,7 @@ import logging
 
 from ocop_trace import observability as obs
 from schemas import codec, topics
-from schemas.events import encode_event
+from schemas.events import reencoded
 from streams.accept import Source, accept
 
 log = logging.getLogger("ocop.validate")
@@ -34,6 +34,6 @@ async def admit(t, event, spec: topics.TopicSpec) -> dict | None:
     if ev is None:
         await dead_letter(t, src, bad)
         return None
-    await t.send(topics.ACCEPTED, src.key, encode_event(ev))
+    await t.send(topics.ACCEPTED, src.key, reencoded(src.value, ev))
     obs.event_processed(ev)
     return ev
