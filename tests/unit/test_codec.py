@@ -8,7 +8,7 @@ import pytest
 from fastavro import schemaless_writer
 
 from schemas import codec
-from schemas.events import decode_event, encode_event, new_event, payload_schemas, validate_event
+from schemas.events import decode_event, encode_event, new_event, payload_schemas, reencoded, validate_event
 from schemas.validation import Invalid, validate
 from tests.samples import SAMPLE_EVENTS, SAMPLE_VALUES
 
@@ -80,6 +80,19 @@ def test_schema_evolution_old_messages_read_by_new_reader():
     data = v1.encode(dict(old, payload=("ocop.supply.Harvest", old["payload"])))
     assert decode_event(data)["payload"]["crate_tags"] == []
     assert decode_event(data)["payload"]["lot"] == old["payload"]["lot"]
+
+
+def test_an_accepted_event_is_its_own_message_when_current_else_reencoded():
+    """The workers publish an accepted event as the input message itself when it was written with the current schema,
+    and re-encoded with the current schema when it was written with an older one."""
+    data = encode_event(SAMPLE_EVENTS["harvest"])
+    assert reencoded(data, decode_event(data)) is data
+    old = copy.deepcopy(SAMPLE_EVENTS["harvest"])
+    del old["payload"]["crate_tags"]
+    v1 = codec.Codec(codec.EVENT, writer_version="v1").encode(dict(old, payload=("ocop.supply.Harvest", old["payload"])))
+    out = reencoded(v1, decode_event(v1))
+    assert codec.codec(codec.EVENT).is_current(out) and not codec.codec(codec.EVENT).is_current(v1)
+    assert out == encode_event(decode_event(v1)) and decode_event(out) == decode_event(v1)
 
 
 def test_schema_evolution_new_messages_read_by_old_reader():

@@ -1,7 +1,7 @@
 """What keeps a worker from losing messages around faust's commits and rebalances (streams/app.py).
 
-* A message's table writes reach the producer before the message is acked (``Topics.each``, ``OutboxTable``): faust
-  acks an event when the agent asks for the next one and commits acked offsets after flushing its producer, but its
+* A message's table writes reach the producer before the message is acked (``Topics.each``, ``Topics.batches``,
+  ``OutboxTable``): faust acks an event (a batch) when the agent asks for the next one and commits acked offsets after flushing its producer, but its
   own changelog buffer is drained by a background task whose flush gives up after 0.1 s.
 * Flow control is suspended when a rebalance completes (``hold_streams``), so that records fetched while faust seeks
   the streams to their committed offsets are not queued and then emptied out by faust's resume.
@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import faust
 
 from ocop_trace.config import Settings
-from streams.app import OutboxTable, Topics, create_app, json_table
+from streams.app import OutboxTable, Topics, create_app, json_table, make_current
 
 
 class _Channel:
@@ -38,6 +38,11 @@ class _Stream:
             self.log.append(("next", i))  # faust acks event i-1 here
             yield i
 
+    async def take_events(self, max_: int, within: float):
+        for i in range(self.n):
+            self.log.append(("next", i))  # faust acks batch i-1 here
+            yield [(i, k) for k in range(max_)]
+
 
 def test_each_sends_the_table_writes_of_an_event_before_asking_for_the_next():
     log: list = []
@@ -53,6 +58,44 @@ def test_each_sends_the_table_writes_of_an_event_before_asking_for_the_next():
     assert log == [("next", 0), ("sent", (0, 0)), ("sent", (0, 1)), ("next", 1), ("next", 2),
                    ("sent", (2, 0)), ("sent", (2, 1))]
     assert t.outbox == []
+
+
+def test_batches_send_the_table_writes_of_a_batch_before_asking_for_the_next():
+    log: list = []
+    t = Topics(app=None, settings=None)  # type: ignore[arg-type]
+    channel = _Channel(log)
+
+    async def agent():
+        async for batch in t.batches(_Stream(log, 2), 3, 0.05):
+            assert len(batch) == 3
+            for i, k in batch:
+                t.outbox.append(SimpleNamespace(n=(i, k), message=SimpleNamespace(channel=channel)))
+
+    asyncio.run(agent())
+    assert log == [("next", 0), *[("sent", (0, k)) for k in range(3)], ("next", 1), *[("sent", (1, k)) for k in range(3)]]
+    assert t.outbox == []
+
+
+class _Event:  # faust keeps a weak reference to the current event
+    def __init__(self, message):
+        self.message = message
+
+
+def test_a_batch_writes_each_table_key_to_the_partition_of_its_message(tmp_path):
+    """Outside faust's one-event iteration, ``make_current`` says which partition a table write belongs to."""
+    settings = Settings(_env_file=None, topic_prefix="tunit.", data_dir=tmp_path, table_store="memory://")
+
+    async def check():
+        app = create_app(settings, agents=())
+        t = Topics(app, settings)
+        table = json_table(t, "lots")
+        events = [_Event(SimpleNamespace(topic="tunit.ocop.events.supply", partition=p)) for p in (4, 1)]
+        for event, lot in zip(events, ("CHE-L-4", "CHE-L-1")):
+            make_current(event)
+            table[lot] = {"lot": lot}
+        assert [(f.message.partition, json.loads(f.message.key)) for f in t.outbox] == [(4, "CHE-L-4"), (1, "CHE-L-1")]
+
+    asyncio.run(check())
 
 
 def test_table_writes_wait_in_the_outbox_not_in_fausts_buffer(tmp_path):
