@@ -118,6 +118,8 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "
 
 #: the workers' producer batch size (below the broker's default 1 MiB message.max.bytes)
 PRODUCER_BATCH_BYTES = 512 << 10
+#: how long the broker waits for a silent worker before it gives the worker's partitions to the others
+SESSION_TIMEOUT_S = 15.0
 #: how long the workers' producer waits to fill a batch
 PRODUCER_LINGER_S = 0.005
 
@@ -163,6 +165,9 @@ def create_app(settings: Settings, *, agents: tuple[str, ...] = ("lots", "scans"
         # whatever is ready every time the loop turns: most of the worker's socket writes and request encoding)
         producer_linger=PRODUCER_LINGER_S,
         broker_commit_every=1000,
+        # a worker that dies without leaving the group (SIGKILL, a lost machine) holds its partitions until the
+        # broker drops it: 15 s rather than faust's 60 (heartbeats come from the consumer's own thread)
+        broker_session_timeout=SESSION_TIMEOUT_S,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         web_enabled=True,

@@ -26,24 +26,27 @@ class Worker:
                         OCOP_WORKER_WEB_PORT=str(self.port), PYTHONUNBUFFERED="1",
                         **{k: str(v) for k, v in env.items()})
         self.proc: subprocess.Popen | None = None
+        self._log_start = 0  # where this run's lines begin in the (appended) log
 
     def start(self) -> "Worker":
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen([sys.executable, "-m", "ocop_trace.cli", "worker", "--loglevel", "info"],
                                      cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_die_with_parent())  # no orphans if pytest dies
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
-        """Ready = its web server answers and the log says the worker is ready (partitions assigned, recovered)."""
+        """Ready = this run's log says the worker is ready and its /readyz answers 200 (partitions assigned, tables
+        recovered)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited with {self.proc.returncode}: {self.tail()}")
-            if b"Worker]: Ready" in self.log.read_bytes():
+            if b"Worker]: Ready" in self.log.read_bytes()[self._log_start:]:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1)
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1)
                     return
-                except OSError:
+                except OSError:  # connection refused, or HTTPError 503: not ready yet
                     pass
             time.sleep(0.2)
         raise AssertionError(f"worker not ready within {timeout}s: {self.tail()}")
