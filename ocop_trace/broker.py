@@ -16,6 +16,7 @@ Command line: ``ocop-trace broker up|down|status|fetch``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import fcntl
@@ -384,16 +385,22 @@ def server_properties(settings: Settings, paths: _Paths) -> str:
     ])
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a base64url (no padding) random UUID, as `kafka-storage.sh random-uuid` prints it, and like
+    Kafka's own never one that starts with "-" (the storage tool would read it as an option: 1 start in 64 failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(settings: Settings, paths: _Paths) -> None:
     if (paths.data / "meta.properties").exists():
         return
     if paths.cluster_id.exists():
         cluster_id = paths.cluster_id.read_text().strip()
     else:
-        # a KRaft cluster id is a base64url (no padding) UUID, what `kafka-storage.sh random-uuid` prints
-        import base64
-
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         paths.cluster_id.write_text(cluster_id + "\n")
     cmd = [_java(), *JVM_FLAGS, "-Xmx256m", f"-Dlog4j2.configurationFile={paths.log4j}", "-cp",
            _classpath(settings), STORAGE_TOOL_MAIN, "format", "-t", cluster_id, "-c", str(paths.config),
