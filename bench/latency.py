@@ -67,6 +67,25 @@ class Watcher(threading.Thread):
             con.close()
 
 
+class LagSampler(threading.Thread):
+    """Samples the worker group's lag and the sink's lag every ``interval`` s (which stage a queue stands in)."""
+
+    def __init__(self, bootstrap: str, prefix: str, db: Path, interval: float = 2.0) -> None:
+        super().__init__(name="bench-lag", daemon=True)
+        self.args, self.db, self.interval = (bootstrap, prefix), db, interval
+        self.samples: list[tuple[float, int | None, int | None]] = []
+        self.stop_ = threading.Event()
+
+    def run(self) -> None:
+        from bench.pipeline import ReadSide, worker_lag
+
+        t0 = time.perf_counter()
+        while not self.stop_.wait(self.interval):
+            w, s = worker_lag(*self.args), ReadSide(self.db, {}).sink_lag(*self.args)
+            self.samples.append((round(time.perf_counter() - t0, 1), w, s))
+            log(f"  t={self.samples[-1][0]:5.1f}s worker lag {w} sink lag {s}")
+
+
 def paced(bootstrap: str, msgs: list, rate: float, seconds: float, watcher: Watcher) -> dict:
     """Send ``rate × seconds`` messages of ``msgs`` (event id, lot, topic, key, value, headers) at a steady pace."""
     from bench.pipeline import producer
@@ -145,8 +164,12 @@ def run(quick: bool = False, out: str | None = None, **override: int) -> dict:
             low = measure(bootstrap, msgs[:n_low], sizes["low_rate"], sizes["seconds"], sizes["drain"], watcher)
             log(f"  p50 {low['latency_ms'].get('p50', 0):.0f} ms p99 {low['latency_ms'].get('p99', 0):.0f} ms")
             log(f"main: {sizes['rate']} events/s for {sizes['seconds']} s")
+            lags = LagSampler(bootstrap, prefix, db)
+            lags.start()
             main_ = measure(bootstrap, msgs[n_low:n_low + n_main], sizes["rate"], sizes["seconds"], sizes["drain"],
                             watcher)
+            lags.stop_.set()
+            main_["lag_samples"] = lags.samples
             log(f"  p50 {main_['latency_ms'].get('p50', 0):.0f} ms p99 {main_['latency_ms'].get('p99', 0):.0f} ms, "
                 f"{main_['censored']} censored")
             watcher.stop_.set()

@@ -39,7 +39,10 @@ class Topics:
     async def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes, partition: int | None = None) -> None:
         """Hand a message to the worker's producer, past faust's Topic/Channel layers (they cost more CPU per
         message than the rest of the work). It is faust's own aiokafka producer, so the producer flush faust does
-        before every offset commit covers these messages too."""
+        before every offset commit covers these messages too. A keyed message's partition is the one the producer
+        would pick (:func:`partition_of`: cached, where the producer hashes every message again)."""
+        if partition is None and key is not None:
+            partition = partition_of(key, spec.partitions or self.settings.partitions)
         await self.app.producer.send(spec.full(self.settings.topic_prefix), key, value, partition, None, None)
 
     async def each(self, stream: faust.StreamT) -> AsyncIterator[faust.EventT]:
@@ -89,11 +92,11 @@ _partitioner = DefaultPartitioner()
 
 
 @lru_cache(maxsize=1 << 16)
-def partition_of(key: str, partitions: int) -> int:
+def partition_of(key: str | bytes, partitions: int) -> int:
     """The partition the workers' producer (aiokafka's default partitioner, murmur2 like Kafka's Java client and
     kafka-python) sends ``key`` to."""
     every = list(range(partitions))
-    return _partitioner(key.encode(), every, every)
+    return _partitioner(key if isinstance(key, bytes) else key.encode(), every, every)
 
 
 def make_current(event: faust.EventT) -> None:

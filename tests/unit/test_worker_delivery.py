@@ -132,3 +132,16 @@ def test_flow_control_is_held_from_the_end_of_a_rebalance_until_faust_resumes_it
         assert app.flow_control.is_active()
 
     asyncio.run(check())
+
+
+def test_the_workers_partition_of_a_key_is_the_producers():
+    """``Topics.send`` names the partition itself (``partition_of``, cached): the one Kafka's default partitioner
+    (murmur2: the Java client, kafka-python, aiokafka) picks for the key, as str or bytes."""
+    from kafka.partitioner.default import murmur2
+
+    from streams.app import partition_of
+
+    for i in range(500):
+        key = f"CHE-2026-L{i:04d}"
+        for n in (1, 6, 12):
+            assert partition_of(key, n) == partition_of(key.encode(), n) == (murmur2(key.encode()) & 0x7FFFFFFF) % n
